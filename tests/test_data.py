@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import http.server
 import io
-import os
 import threading
 import urllib.error
 from pathlib import Path
@@ -19,7 +18,7 @@ from nnjax.data import (DataError, FILE_NAMES, MNIST, Split, TEST_IMAGES, TEST_L
                         TRAIN_IMAGES, TRAIN_LABELS, default_cache_dir, download_mnist,
                         load_idx_dataset, load_mnist, read_idx)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 
 # ---------------------------------------------------------------- helpers
@@ -423,28 +422,6 @@ def test_download_over_local_http_with_fallback(mirror, clean_env):
 
 
 # ---------------------------------------------------------------- real MNIST
-
-@pytest.fixture(scope="module")
-def mnist_dir() -> Path:
-    """The real MNIST directory: $NNJAX_DATA_DIR, else ../shared/data/mnist next to the repo.
-
-    Missing data fails the test under CI (CI set) and skips it elsewhere.
-    """
-    env = os.environ.get("NNJAX_DATA_DIR")
-    candidate = Path(env) if env else REPO_ROOT.parent / "shared" / "data" / "mnist"
-    if candidate.is_dir():
-        return candidate
-    message = (f"MNIST is missing: {candidate} does not exist. Set NNJAX_DATA_DIR to a "
-               "directory with the four MNIST IDX files.")
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def mnist(mnist_dir) -> MNIST:
-    return load_mnist(mnist_dir)
-
 
 @pytest.mark.mnist
 def test_mnist_shapes_and_dtypes(mnist):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
@@ -230,41 +228,11 @@ def test_average_darkness_hand_computed():
     assert nb.average_darkness(train_x / 255.0, train_y, test_x / 255.0, test_y) == 3
 
 
-def _mnist_dir() -> Path | None:
-    env = os.environ.get("NNJAX_DATA_DIR")
-    if env:
-        return Path(env)
-    default = REPO_ROOT.parent / "shared" / "data" / "mnist"
-    return default if default.is_dir() else None
-
-
-def _read_idx(path: Path, header: int) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
-
-
 @pytest.mark.mnist
-def test_average_darkness_on_mnist_is_2225():
-    names = [
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    ]
-    data_dir = _mnist_dir()
-    missing = data_dir is None or not all((data_dir / n).is_file() for n in names)
-    if missing:
-        where = data_dir if data_dir is not None else "NNJAX_DATA_DIR / ../shared/data/mnist"
-        msg = f"MNIST files missing (looked in {where}); set NNJAX_DATA_DIR to the folder holding {names}"
-        if os.environ.get("CI") or os.environ.get("NNJAX_DATA_DIR"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-    train_x = _read_idx(data_dir / names[0], 16).reshape(60_000, 784)[:50_000]
-    train_y = _read_idx(data_dir / names[1], 8)[:50_000]
-    test_x = _read_idx(data_dir / names[2], 16).reshape(10_000, 784)
-    test_y = _read_idx(data_dir / names[3], 8)
-    assert nb.average_darkness(train_x, train_y, test_x, test_y) == 2225
+def test_average_darkness_on_mnist_is_2225(mnist):
+    """B2: the book's 22.25% on the 50k training split and the 10k test set."""
+    tr, te = mnist.training, mnist.test
+    assert nb.average_darkness(tr.x, tr.y, te.x, te.y) == 2225
 
 
 def test_svm_baseline_runs_and_beats_chance():

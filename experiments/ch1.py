@@ -1,0 +1,97 @@
+"""Chapter 1: network.py's sigmoid networks on MNIST, and the non-neural baselines.
+
+    python -m experiments.ch1 [--quick] [--seeds N] [--out DIR] [--only 1a,B2] [--svm]
+
+Runs 1a–1e and baselines B1–B3 of BOOK.md and writes DIR/ch1.json and DIR/ch1.md.
+Networks: sigmoid everywhere, quadratic cost, W, b ~ N(0, 1), mini-batch 10, 30 epochs,
+test-set accuracy after each epoch; the book reports the peak of the best of 3 runs.
+B3 (the SVM) takes minutes on 50,000 images, so it runs only with ``--svm``.
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+
+from experiments import common, numpy_baselines
+from experiments.common import RunConfig
+from nnjax import data
+
+NETWORK = dict(epochs=30, batch_size=10, init="large", cost="quadratic")
+
+RUNS = [
+    RunConfig("1a", (784, 30, 10), eta=3.0, book=95.42, note="peak, best of 3; epoch 0 ≈ 91.3%", **NETWORK),
+    RunConfig("1b", (784, 100, 10), eta=3.0, book=96.59, note="peak; large run-to-run variation", **NETWORK),
+    RunConfig("1c", (784, 100, 10), eta=0.001, note="learns very slowly: ≈11% → 21% over 30 epochs", **NETWORK),
+    RunConfig("1d", (784, 30, 10), eta=100.0, note="stuck near 10%", **NETWORK),
+    RunConfig("1e", (784, 10), eta=3.0, note="no hidden layer (exercise); not reported", **NETWORK),
+]
+
+
+def quick(cfg: RunConfig) -> RunConfig:
+    """The smoke version: one epoch on the first 5,000 training images."""
+    return dataclasses.replace(cfg, epochs=1, train_size=5000)
+
+
+def network_record(cfg: RunConfig, mnist: data.MNIST, seeds, verbose: bool) -> dict:
+    per_seed = common.run_seeds(cfg, mnist, seeds, verbose=verbose)
+    first = [r["accuracy"][0] for r in per_seed]
+    final = [r["final"] for r in per_seed]
+    return common.make_record(cfg, per_seed, metric="peak",
+                              first_epoch_mean=float(np.mean(first)), final_mean=float(np.mean(final)))
+
+
+def baseline_record(id_: str, book, note: str, correct: list[int], total: int, seeds, wall_s: float,
+                    config: dict) -> dict:
+    acc = [common.percent(c, total) for c in correct]
+    return {
+        "id": id_, "book": book, "note": note, "metric": "accuracy",
+        **common.summary(acc), "seeds": list(seeds),
+        "per_seed": [{"seed": s, "accuracy": a} for s, a in zip(seeds, acc)],
+        "config": config, "wall_s": wall_s, **common.environment(),
+    }
+
+
+def baselines(mnist: data.MNIST, seeds, *, svm: bool, svm_n: int | None) -> list[dict]:
+    tr, te = mnist.training, mnist.test
+    records = []
+    start = time.perf_counter()
+    guesses = [int(round(numpy_baselines.random_guess_accuracy(te.y, np.random.default_rng(s)) * len(te.y)))
+               for s in seeds]
+    records.append(baseline_record("B1", None, "random guess ≈ 10%", guesses, len(te.y), seeds,
+                                   time.perf_counter() - start, {"method": "uniform random digit"}))
+    start = time.perf_counter()
+    dark = numpy_baselines.average_darkness(tr.x, tr.y, te.x, te.y)
+    records.append(baseline_record("B2", 22.25, "nearest mean darkness per digit", [dark], len(te.y), [0],
+                                   time.perf_counter() - start, {"method": "average darkness"}))
+    if svm:
+        start = time.perf_counter()
+        correct = numpy_baselines.svm_baseline(tr.x, tr.y, te.x, te.y, n_train=svm_n)
+        records.append(baseline_record("B3", 94.35, f"SVC(rbf, C=1, gamma=1/784) on {svm_n or len(tr.y)} images",
+                                       [correct], len(te.y), [0], time.perf_counter() - start,
+                                       {"method": "sklearn SVC", "C": 1.0, "gamma": 1 / 784, "n_train": svm_n}))
+    return records
+
+
+def main(argv=None) -> list[dict]:
+    p = common.base_parser(__doc__.splitlines()[0])
+    p.add_argument("--svm", action="store_true", help="also run B3, the scikit-learn SVM (minutes on 50k)")
+    p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
+    args = p.parse_args(argv)
+    ids = common.parse_only(args.only, [c.id for c in RUNS] + ["B1", "B2", "B3"])
+    mnist = data.load_mnist(args.data_dir)
+    seeds = list(range(1 if args.quick else args.seeds))
+    configs = [dataclasses.replace(c, gradient=args.gradient) for c in RUNS if c.id in ids]
+    records = [network_record(quick(c) if args.quick else c, mnist, seeds, not args.quiet) for c in configs]
+    if ids & {"B1", "B2", "B3"}:
+        svm = "B3" in ids and (args.svm or args.only is not None)
+        svm_n = args.svm_n or (1000 if args.quick else None)
+        records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
+    path = common.write_results(args.out, "ch1", records)
+    print(common.markdown_table(records))
+    print(f"wrote {path}")
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""What every chapter's experiment script shares: configs, runs over seeds, results files.
+
+An experiment is a list of `RunConfig`s, one per BOOK.md id. `run_seeds` trains one
+config for several seeds and `make_record` turns the outcome into the results record
+all chapters use:
+
+    {"id", "book", "metric", "best", "mean", "std", "per_seed", "config",
+     "wall_s", "device", "jax_version", ...}
+
+with accuracies in percent. `write_results` saves ``DIR/chN.json`` and a Markdown table
+``DIR/chN.md`` comparing the book with our numbers. Plotting reads these files and
+never retrains.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from nnjax import activations, autodiff, backprop, costs, data, init, network, optim, train
+from nnjax.network import Network
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run of a fully connected network, as the book specifies it."""
+
+    id: str  # the BOOK.md id, e.g. "1a"
+    sizes: tuple[int, ...]  # neurons per layer, input first
+    eta: float  # learning rate η
+    epochs: int  # passes over the training data
+    batch_size: int = 10  # mini-batch size m
+    init: str = "large"  # initialiser: large | default | network3
+    activation: str = "sigmoid"  # hidden-layer activation
+    output: str = "sigmoid"  # output-layer activation
+    cost: str = "quadratic"  # quadratic | cross_entropy | log_likelihood
+    train_size: int | None = None  # train on the first N training images (None: all 50,000)
+    evaluate_on: str = "test"  # test | validation
+    gradient: str = "backprop"  # backprop (hand-derived, BP1–BP4) | autodiff (jax.grad)
+    book: float | None = None  # the book's reported accuracy in percent, if any
+    note: str = ""  # what the book says, for rows without a single number
+
+    def network(self) -> Network:
+        return Network(
+            tuple(self.sizes),
+            activations.get(self.activation),
+            activations.get(self.output),
+            costs.get(self.cost),
+        )
+
+
+def gradient_fn(net: Network, method: str):
+    """The mini-batch gradient by the chosen method (both have the same signature)."""
+    if method == "backprop":
+        return backprop.make_grad(net)
+    if method == "autodiff":
+        return autodiff.make_grad(net)
+    raise ValueError(f"unknown gradient method {method!r}; choose 'backprop' or 'autodiff'")
+
+
+def environment() -> dict[str, Any]:
+    """Where a result was computed: device, versions, machine."""
+    dev = jax.devices()[0]
+    return {
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}".rstrip(":"),
+        "jax_version": jax.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+    }
+
+
+def percent(correct: int, total: int) -> float:
+    return 100.0 * correct / total
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    """best, mean and (population) std of per-seed results in percent."""
+    v = np.asarray(values, dtype=float)
+    return {"best": float(v.max()), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[dict], None]:
+    """A per-epoch line in the book's style with elapsed time and ETA."""
+    start = time.perf_counter()
+
+    def show(r: dict) -> None:
+        elapsed = time.perf_counter() - start
+        eta_s = elapsed / (r["epoch"] + 1) * (total_epochs - r["epoch"] - 1)
+        acc = f"{r['evaluation_accuracy']} / {n_eval}" if "evaluation_accuracy" in r else "complete"
+        print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} s, ETA {eta_s:.1f} s)",
+              flush=True)
+
+    return show
+
+
+def select_data(mnist: data.MNIST, cfg: RunConfig):
+    """(training, evaluation) pairs for a config: first N training images, test or validation."""
+    tr = mnist.training
+    n = cfg.train_size or tr.x.shape[0]
+    ev = {"test": mnist.test, "validation": mnist.validation}[cfg.evaluate_on]
+    return (tr.x[:n], tr.y[:n]), (ev.x, ev.y)
+
+
+def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbose: bool = True,
+              optimizer=None, monitor_training: bool = False) -> list[dict]:
+    """Train ``cfg`` once per seed; return one dict per seed with its history.
+
+    The seed s gives the key ``jax.random.key(s)``, split into the initialisation key and
+    the shuffling key. ``optimizer`` defaults to the book's plain SGD with η.
+    """
+    net = cfg.network()
+    grad = gradient_fn(net, cfg.gradient)
+    training, evaluation = select_data(mnist, cfg)
+    out = []
+    for s in seeds:
+        k_init, k_train = jax.random.split(jax.random.key(s))
+        params = init.init_params(k_init, net.sizes, cfg.init)
+        show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
+        start = time.perf_counter()
+        _, hist = train.fit(params, grad, optimizer or optim.sgd(cfg.eta), training,
+                            epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
+                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation, monitor_training=monitor_training, on_epoch=show)
+        acc = [percent(c, len(evaluation[1])) for c in hist["evaluation_accuracy"]]
+        out.append({
+            "seed": s,
+            "peak": max(acc),
+            "peak_epoch": int(np.argmax(acc)),
+            "final": acc[-1],
+            "accuracy": acc,
+            "history": hist,
+            "wall_s": time.perf_counter() - start,
+        })
+    return out
+
+
+def make_record(cfg: RunConfig, per_seed: list[dict], metric: str = "peak", **extra) -> dict:
+    """The results record of one BOOK.md row from its per-seed runs."""
+    return {
+        "id": cfg.id,
+        "book": cfg.book,
+        "note": cfg.note,
+        "metric": metric,
+        **summary([r[metric] for r in per_seed]),
+        "seeds": [r["seed"] for r in per_seed],
+        "per_seed": per_seed,
+        "config": dataclasses.asdict(cfg),
+        "wall_s": sum(r["wall_s"] for r in per_seed),
+        **environment(),
+        **extra,
+    }
+
+
+def markdown_table(records: list[dict]) -> str:
+    """Book against ours, one row per record."""
+    lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        book = "–" if r["book"] is None else f"{r['book']:.2f}%"
+        best = "–" if r.get("best") is None else f"{r['best']:.2f}%"
+        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:.2f} ± {r['std']:.2f}"
+        lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
+                     f"{r.get('metric', '')} | {r['wall_s']:.1f} | {r.get('note', '')} |")
+    dev = records[0]["device"] if records else ""
+    lines.append(f"\nDevice: {dev}; jax {jax.__version__}; {environment()['machine']}.")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict]) -> Path:
+    """Write ``chapter.json`` and ``chapter.md`` into out_dir atomically; return the JSON path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{chapter}.json"
+    for target, text in ((path, json.dumps(records, indent=1)), (out / f"{chapter}.md", markdown_table(records))):
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    return path
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every chapter script takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every run")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per run (default 3): seeds 0..N-1")
+    p.add_argument("--out", default="results", help="directory for the results files (default: results)")
+    p.add_argument("--only", default=None, help="comma-separated BOOK.md ids to run (default: all)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
+                   help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    return p
+
+
+def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
+    """The run ids named by ``--only`` (all when None), failing clearly on unknown ids."""
+    if only is None:
+        return set(known)
+    wanted = {s.strip() for s in only.split(",") if s.strip()}
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise SystemExit(f"error: unknown run id(s) {unknown}; this chapter has {list(known)}")
+    return wanted

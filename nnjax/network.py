@@ -1,0 +1,140 @@
+"""Fully connected feedforward networks over a plain parameter pytree (ch1–ch3).
+
+A network's *structure* is a `Network` (layer sizes, hidden and output activations,
+cost): a frozen, hashable value that jit treats as static. Its *parameters* are a tuple
+with one ``{"w": (n_out, n_in), "b": (n_out,)}`` dict per layer (see `nnjax.init`).
+
+The maths is written for one example x of shape (n_in,), as in the book:
+a^l = σ(w^l a^{l−1} + b^l) (ch1, eq. 22); batches are handled with `jax.vmap`.
+Labels are integers; `targets` turns them into the one-hot vectors y(x) that the costs
+compare against (real-valued targets, e.g. for regression, pass through unchanged).
+"""
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nnjax import activations, costs
+from nnjax.activations import Activation
+from nnjax.costs import Cost
+
+Array = jax.Array
+Params = tuple[dict[str, Array], ...]
+
+
+@dataclass(frozen=True)
+class Network:
+    """The structure of a fully connected network.
+
+    sizes: neurons per layer, input first (ch1's ``sizes``, e.g. (784, 30, 10)).
+    activation: σ of every hidden layer.
+    output: σ of the output layer.
+    cost: the per-example cost C_x minimised in training.
+    """
+
+    sizes: tuple[int, ...]
+    activation: Activation = activations.SIGMOID
+    output: Activation = activations.SIGMOID
+    cost: Cost = costs.QUADRATIC
+
+    def __post_init__(self):
+        sizes = tuple(self.sizes)
+        if len(sizes) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
+            raise ValueError(
+                f"Network sizes must be at least two positive integers (input, ..., output), "
+                f"got {self.sizes!r}"
+            )
+        object.__setattr__(self, "sizes", sizes)
+        if self.activation.name == "softmax":
+            raise ValueError("softmax can only be the output layer: use output=activations.SOFTMAX")
+        if self.cost.output is not None and self.cost.output != self.output.name:
+            raise ValueError(
+                f"the {self.cost.name} cost is defined for a {self.cost.output} output layer, "
+                f"but this network's output is {self.output.name}: pass output="
+                f"activations.{self.cost.output.upper()} or choose another cost"
+            )
+        if self.output.name == "softmax" and self.cost.name != "log_likelihood":
+            raise ValueError(
+                "a softmax output layer pairs with the log_likelihood cost (ch3); "
+                f"got cost {self.cost.name!r}"
+            )
+
+
+def targets(y: Array, n_out: int) -> Array:
+    """The desired outputs y(x): one-hot vectors for integer labels (ch1), else y itself."""
+    y = jnp.asarray(y)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        return jax.nn.one_hot(y, n_out, dtype=jnp.float32)
+    return y
+
+
+def output_layer(params: Params, x: Array, net: Network) -> tuple[Array, Array]:
+    """z^L and a^L for one example x of shape (n_in,) (ch1, eq. 22 applied layer by layer)."""
+    a = x
+    for layer in params[:-1]:
+        a = net.activation.fn(layer["w"] @ a + layer["b"])
+    z = params[-1]["w"] @ a + params[-1]["b"]
+    return z, net.output.fn(z)
+
+
+def feedforward(params: Params, x: Array, net: Network) -> Array:
+    """The network's output a^L for a batch x of shape (m, n_in) (ch1, ``feedforward``)."""
+    return jax.vmap(lambda xi: output_layer(params, xi, net)[1])(x)
+
+
+def cost(params: Params, x: Array, y: Array, net: Network) -> Array:
+    """Mean cost C = (1/m) Σ_x C_x over a batch (ch1, eq. 6; ch3, eq. 63/80). No penalty term."""
+    y = targets(y, net.sizes[-1])
+
+    def one(xi, yi):
+        z, a = output_layer(params, xi, net)
+        return net.cost.fn(z, a, yi)
+
+    return jnp.mean(jax.vmap(one)(x, y))
+
+
+def predict(params: Params, x: Array, net: Network) -> Array:
+    """The digit the network picks for each row of x: argmax_j a^L_j (ch1, ``evaluate``)."""
+    return jnp.argmax(feedforward(params, x, net), axis=-1)
+
+
+def accuracy(params: Params, x: Array, y: Array, net: Network) -> Array:
+    """Number of rows of x whose prediction equals the integer label y (ch1's score)."""
+    return jnp.sum(predict(params, x, net) == y)
+
+
+@partial(jax.jit, static_argnames="net")
+def evaluate(params: Params, x: Array, y: Array, net: Network) -> tuple[Array, Array]:
+    """(number correct, mean cost) over a labelled set, in one compiled pass."""
+    y_vec = targets(y, net.sizes[-1])
+
+    def one(xi, yi, yi_vec):
+        z, a = output_layer(params, xi, net)
+        return jnp.argmax(a) == yi, net.cost.fn(z, a, yi_vec)
+
+    correct, c = jax.vmap(one)(x, y, y_vec)
+    return jnp.sum(correct), jnp.mean(c)
+
+
+def num_params(params: Any) -> int:
+    """Total number of weights and biases ([784, 30, 10] has 23,860)."""
+    return sum(int(leaf.size) for leaf in jax.tree_util.tree_leaves(params))
+
+
+def check_params(params: Params, net: Network) -> None:
+    """Raise a clear ValueError if ``params`` does not fit ``net``'s layer sizes."""
+    if not isinstance(params, (tuple, list)) or len(params) != len(net.sizes) - 1:
+        raise ValueError(
+            f"params must hold {len(net.sizes) - 1} layers for sizes {net.sizes}, "
+            f"got {type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}"
+        )
+    for l, (layer, n_in, n_out) in enumerate(zip(params, net.sizes[:-1], net.sizes[1:]), start=1):
+        w, b = jnp.shape(layer.get("w")), jnp.shape(layer.get("b"))
+        if w != (n_out, n_in) or b != (n_out,):
+            raise ValueError(
+                f"layer {l}: expected w of shape {(n_out, n_in)} and b of shape {(n_out,)} "
+                f"(W is (n_out, n_in) as in the book), got w {w} and b {b}"
+            )

@@ -1,0 +1,131 @@
+"""Mini-batch stochastic gradient descent as pure, compiled programs (ch1, ``SGD``).
+
+- `make_step`: one update from one mini-batch's mean gradient.
+- `make_epoch`: a whole epoch as one program: the training order is a permutation drawn
+  from a key, and `lax.scan` runs the steps over mini-batches of indices into data that
+  stays on the device. A last partial mini-batch is dropped, so every epoch has the same
+  shape and compiles once.
+- `fit`: the outer loop over epochs, evaluating after each one and returning a history
+  (the series network2.py's ``SGD`` returns); it reports to an optional callback and
+  never prints.
+
+`fit` receives the gradient function (hand-derived or autodiff) and never chooses it.
+"""
+
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from nnjax.backprop import GradFn
+from nnjax.network import Params
+
+Array = jax.Array
+
+
+def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
+    """``step(params, opt_state, x, y) -> (params, opt_state)`` for one mini-batch (ch1, eq. 20)."""
+
+    def step(params, opt_state, x, y):
+        grads = grad_fn(params, x, y)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    return step
+
+
+def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
+    """Indices of each mini-batch, shape (n // batch_size, batch_size).
+
+    With a key, the order is a fresh permutation (network.py reshuffles every epoch);
+    with ``key=None`` it is the fixed order 0, 1, …, n − 1 (network3.py never reshuffles).
+    The remainder n mod batch_size is left out of this epoch.
+    """
+    order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
+    steps = n // batch_size
+    return order[: steps * batch_size].reshape(steps, batch_size)
+
+
+def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int,
+               shuffle: bool = True):
+    """``epoch(params, opt_state, key, x, y) -> (params, opt_state)``: one pass over (x, y).
+
+    The whole epoch is one `lax.scan`; jit it (as `fit` does) to compile it once.
+    """
+    step = make_step(grad_fn, optimizer)
+
+    def epoch(params, opt_state, key, x, y):
+        indices = batch_indices(key if shuffle else None, x.shape[0], batch_size)
+
+        def body(carry, idx):
+            return step(*carry, x[idx], y[idx]), None
+
+        (params, opt_state), _ = lax.scan(body, (params, opt_state), indices)
+        return params, opt_state
+
+    return epoch
+
+
+Evaluate = Callable[[Params, Array, Array], tuple[Array, Array]]
+
+
+def fit(
+    params: Params,
+    grad_fn: GradFn,
+    optimizer: optax.GradientTransformation,
+    training_data: tuple[Any, Any],
+    *,
+    epochs: int,
+    batch_size: int,
+    key: Array,
+    evaluate: Evaluate | None = None,
+    evaluation_data: tuple[Any, Any] | None = None,
+    monitor_training: bool = False,
+    shuffle: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> tuple[Params, dict[str, list]]:
+    """Train for ``epochs`` epochs of mini-batch SGD (ch1 ``SGD``; ch3's monitored version).
+
+    training_data, evaluation_data: (x, y) pairs, x of shape (n, n_in), y integer labels.
+    key: the PRNG key; epoch e shuffles with ``jax.random.fold_in(key, e)``.
+    evaluate: ``(params, x, y) -> (number correct, mean cost)``, e.g.
+        ``functools.partial(nnjax.network.evaluate, net=net)``; needed for monitoring.
+    Returns the final parameters and a history with one entry per epoch:
+    ``evaluation_accuracy`` (number correct) and ``evaluation_cost`` when evaluation
+    data is given, ``training_accuracy`` and ``training_cost`` with ``monitor_training``,
+    and ``seconds`` (wall time of the epoch's training, excluding evaluation).
+    ``on_epoch`` is called after each epoch with that epoch's entries and ``epoch``.
+    """
+    x, y = (jnp.asarray(a) for a in training_data)
+    n = x.shape[0]
+    if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
+        raise ValueError(f"batch_size must be an integer in [1, {n}] (the training set size), got {batch_size!r}")
+    if not (isinstance(epochs, int) and epochs >= 0):
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if (evaluation_data is not None or monitor_training) and evaluate is None:
+        raise ValueError("monitoring needs an evaluate function, e.g. partial(network.evaluate, net=net)")
+    if evaluation_data is not None:
+        evaluation_data = tuple(jnp.asarray(a) for a in evaluation_data)
+
+    run_epoch = jax.jit(make_epoch(grad_fn, optimizer, batch_size, shuffle))
+    opt_state = optimizer.init(params)
+    history: dict[str, list] = {"epoch": [], "seconds": []}
+    for e in range(epochs):
+        start = time.perf_counter()
+        params, opt_state = run_epoch(params, opt_state, jax.random.fold_in(key, e), x, y)
+        jax.block_until_ready(params)
+        record = {"epoch": e, "seconds": time.perf_counter() - start}
+        if evaluation_data is not None:
+            correct, c = evaluate(params, *evaluation_data)
+            record["evaluation_accuracy"], record["evaluation_cost"] = int(correct), float(c)
+        if monitor_training:
+            correct, c = evaluate(params, x, y)
+            record["training_accuracy"], record["training_cost"] = int(correct), float(c)
+        for k, v in record.items():
+            history.setdefault(k, []).append(v)
+        if on_epoch is not None:
+            on_epoch(record)
+    return params, history
