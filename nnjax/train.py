@@ -27,10 +27,14 @@ Array = jax.Array
 
 
 def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
-    """``step(params, opt_state, x, y) -> (params, opt_state)`` for one mini-batch (ch1, eq. 20)."""
+    """``step(params, opt_state, x, y, key=None) -> (params, opt_state)`` for one mini-batch (ch1, eq. 20).
 
-    def step(params, opt_state, x, y):
-        grads = grad_fn(params, x, y)
+    A stochastic gradient (dropout, ch3/ch6) takes a fourth argument, its key; a step
+    given ``key`` passes it on, a step without one calls ``grad_fn(params, x, y)``.
+    """
+
+    def step(params, opt_state, x, y, key=None):
+        grads = grad_fn(params, x, y) if key is None else grad_fn(params, x, y, key)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
@@ -50,20 +54,33 @@ def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
 
 
 def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int,
-               shuffle: bool = True):
+               shuffle: bool = True, stochastic: bool = False):
     """``epoch(params, opt_state, key, x, y) -> (params, opt_state)``: one pass over (x, y).
 
     The whole epoch is one `lax.scan`; jit it (as `fit` does) to compile it once.
+    shuffle: draw the training order from ``key`` (else the fixed order, as network3.py).
+    stochastic: ``grad_fn`` takes a key (e.g. for dropout); step i gets its own key,
+        split from ``key`` independently of the shuffle.
     """
     step = make_step(grad_fn, optimizer)
 
     def epoch(params, opt_state, key, x, y):
-        indices = batch_indices(key if shuffle else None, x.shape[0], batch_size)
+        shuffle_key, step_key = jax.random.split(key)
+        indices = batch_indices(shuffle_key if shuffle else None, x.shape[0], batch_size)
+        if stochastic:
+            keys = jax.random.split(step_key, indices.shape[0])
 
-        def body(carry, idx):
-            return step(*carry, x[idx], y[idx]), None
+            def body(carry, batch):
+                idx, k = batch
+                return step(*carry, x[idx], y[idx], k), None
 
-        (params, opt_state), _ = lax.scan(body, (params, opt_state), indices)
+            (params, opt_state), _ = lax.scan(body, (params, opt_state), (indices, keys))
+        else:
+
+            def body(carry, idx):
+                return step(*carry, x[idx], y[idx]), None
+
+            (params, opt_state), _ = lax.scan(body, (params, opt_state), indices)
         return params, opt_state
 
     return epoch
@@ -85,12 +102,14 @@ def fit(
     evaluation_data: tuple[Any, Any] | None = None,
     monitor_training: bool = False,
     shuffle: bool = True,
+    stochastic: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> tuple[Params, dict[str, list]]:
     """Train for ``epochs`` epochs of mini-batch SGD (ch1 ``SGD``; ch3's monitored version).
 
     training_data, evaluation_data: (x, y) pairs, x of shape (n, n_in), y integer labels.
-    key: the PRNG key; epoch e shuffles with ``jax.random.fold_in(key, e)``.
+    key: the PRNG key; epoch e uses ``jax.random.fold_in(key, e)`` (see `make_epoch`).
+    shuffle, stochastic: as in `make_epoch`.
     evaluate: ``(params, x, y) -> (number correct, mean cost)``, e.g.
         ``functools.partial(nnjax.network.evaluate, net=net)``; needed for monitoring.
     Returns the final parameters and a history with one entry per epoch:
@@ -110,7 +129,7 @@ def fit(
     if evaluation_data is not None:
         evaluation_data = tuple(jnp.asarray(a) for a in evaluation_data)
 
-    run_epoch = jax.jit(make_epoch(grad_fn, optimizer, batch_size, shuffle))
+    run_epoch = jax.jit(make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic))
     opt_state = optimizer.init(params)
     history: dict[str, list] = {"epoch": [], "seconds": []}
     for e in range(epochs):
