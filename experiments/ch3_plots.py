@@ -23,6 +23,13 @@ def percent(counts, n):
     return 100.0 * np.asarray(counts, dtype=float) / n
 
 
+def tidy(a, fontsize=None) -> None:
+    """Grid, and a legend only where something was drawn."""
+    if a.get_legend_handles_labels()[0]:
+        a.legend(fontsize=fontsize)
+    a.grid(alpha=0.3)
+
+
 def mean_curve(record: dict, key: str, as_percent: bool = False, size: str = "n_eval"):
     """The per-epoch mean over seeds of a history series (seeds may stop at different epochs)."""
     runs = [np.asarray(percent(r["history"][key], r[size]) if as_percent else r["history"][key], float)
@@ -61,8 +68,7 @@ def init_comparison(records: dict, path: Path) -> Path:
                 a.plot(x + 1, y, style, label=f"{kind} init (mean of {len(rec['per_seed'])})")
         hidden = "30" if net == "3k" else "100"
         a.set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"{net}: [784, {hidden}, 10], η 0.1, λ 5")
-        a.legend()
-        a.grid(alpha=0.3)
+        tidy(a)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -76,8 +82,7 @@ def multiple_eta(records: dict, path: Path) -> Path:
             x, y = mean_curve(rec, "training_cost", size="n_train")
             a.plot(x + 1, y, label=f"η = {rec['config']['eta']}")
     a.set(xlabel="epoch", ylabel="training cost (with L2 term)", title="3m: [784, 30, 10], λ 5, default init")
-    a.legend()
-    a.grid(alpha=0.3)
+    tidy(a)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -134,8 +139,7 @@ def ours(records: dict, path: Path) -> Path:
     a.set(title="hidden activation (η 0.1, λ 5); L2 vs L1", ylim=(90, 98.5))
     for a in axes.flat:
         a.set(xlabel="epoch", ylabel="accuracy (%)")
-        a.legend(fontsize=8)
-        a.grid(alpha=0.3)
+        tidy(a, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
