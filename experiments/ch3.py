@@ -150,7 +150,8 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
                         training, hyperparams={name: jnp.array([v for v, _ in members])}, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, keys=keys, evaluate=partial(network.evaluate, net=net),
                         evaluation_data=evaluation, monitor_training=cfg.monitor_training,
-                        penalty=optim.l2_penalty, on_epoch=show)
+                        penalty=optim.l1_penalty if cfg.l1 else optim.l2_penalty if cfg.lmbda else None,
+                        on_epoch=show)
     wall = time.perf_counter() - start
     records = []
     for v in values:
