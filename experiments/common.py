@@ -197,7 +197,8 @@ def markdown_table(records: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
         book = "–" if r["book"] is None else f"{r['book']:.2f}%"
-        best = "–" if r.get("best") is None else f"{r['best']:.2f}%"
+        best = (f"{r['value']:.3g}" if "value" in r
+                else "–" if r.get("best") is None else f"{r['best']:.2f}%")
         ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:.2f} ± {r['std']:.2f}"
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{r.get('metric', '')} | {r['wall_s']:.1f} | {r.get('note', '')} |")
