@@ -23,10 +23,10 @@ def percent(counts, n):
     return 100.0 * np.asarray(counts, dtype=float) / n
 
 
-def tidy(a, fontsize=None) -> None:
+def tidy(a, fontsize=None, loc="best") -> None:
     """Grid, and a legend only where something was drawn."""
     if a.get_legend_handles_labels()[0]:
-        a.legend(fontsize=fontsize)
+        a.legend(fontsize=fontsize, loc=loc)
     a.grid(alpha=0.3)
 
 
@@ -112,7 +112,7 @@ def ours(records: dict, path: Path) -> Path:
         if id_.startswith("X-momentum/"):
             x, y = mean_curve(rec, "evaluation_accuracy", as_percent=True)
             a.plot(x + 1, y, label=f"μ = {rec['config']['momentum']}")
-    a.set(title="momentum (η 0.1, λ 5)", ylim=(90, 98.5))
+    a.set(title="momentum (validation, η 0.1, λ 5)", ylim=(90, 98.5))
     a = axes[0, 1]
     rec = records.get("X-eta-schedule")
     if rec:
@@ -128,7 +128,7 @@ def ours(records: dict, path: Path) -> Path:
     if rec:
         for r in rec["per_seed"]:
             a.plot(np.arange(len(r["accuracy"])) + 1, r["accuracy"], lw=1,
-                   label=f"seed {r['seed']}: stopped after {len(r['accuracy'])}")
+                   label=f"seed {r['seed']}: stopped after {len(r['accuracy'])} epochs")
     a.set(title="early stopping: no-improvement-in-10", ylim=(94, 97.5))
     a = axes[1, 1]
     for id_, label in (("3k/default", "sigmoid"), ("X-tanh", "tanh"), ("X-relu", "ReLU"),
@@ -136,10 +136,10 @@ def ours(records: dict, path: Path) -> Path:
         if id_ in records:
             x, y = mean_curve(records[id_], "evaluation_accuracy", as_percent=True)
             a.plot(x + 1, y, "--" if id_ in ("3f", "X-L1/50k") else "-", label=label)
-    a.set(title="hidden activation (η 0.1, λ 5); L2 vs L1", ylim=(90, 98.5))
+    a.set(title="hidden activation (validation, η 0.1, λ 5); L2 vs L1 (test)", ylim=(90, 98.5))
     for a in axes.flat:
         a.set(xlabel="epoch", ylabel="accuracy (%)")
-        tidy(a, fontsize=8)
+        tidy(a, fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
