@@ -165,9 +165,12 @@ def markdown_table(records: list[dict]) -> str:
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        book = "–" if r["book"] is None else f"{r['book']:.2f}%"
-        best = "–" if r.get("best") is None else f"{r['best']:.2f}%"
-        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:.2f} ± {r['std']:.2f}"
+        unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
+        fmt = ".2f" if unit == "%" else ".4g"
+        suffix = "%" if unit == "%" else f" {unit}".rstrip()
+        book = "–" if r["book"] is None else f"{r['book']:{fmt}}{suffix}"
+        best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
+        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{r.get('metric', '')} | {r['wall_s']:.1f} | {r.get('note', '')} |")
     dev = records[0]["device"] if records else ""
