@@ -49,6 +49,15 @@ class RunConfig:
     gradient: str = "backprop"  # backprop (hand-derived, BP1–BP4) | autodiff (jax.grad)
     book: float | None = None  # the book's reported accuracy in percent, if any
     note: str = ""  # what the book says, for rows without a single number
+    # chapter 3 (network2.py) options; the defaults are chapter 1's plain SGD
+    lmbda: float = 0.0  # regularisation parameter λ (L2 unless l1); scaled by the training-set size n
+    l1: bool = False  # L1 instead of L2: w → w − (ηλ/n) sgn(w) − η∇C
+    momentum: float = 0.0  # momentum coefficient μ: v → μv − η∇C, w → w + v
+    eval_size: int | None = None  # evaluate on the first N images of the evaluation set (None: all)
+    monitor_training: bool = False  # also record training accuracy and cost after each epoch
+    stop_after: int | None = None  # early stopping: end after this many epochs without a new best
+    halve_eta_after: int | None = None  # η schedule: halve η after this many epochs without a new best
+    seeds: int | None = None  # a fixed number of seeds for this run (None: the --seeds option)
 
     def network(self) -> Network:
         return Network(
@@ -104,11 +113,27 @@ def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[di
 
 
 def select_data(mnist: data.MNIST, cfg: RunConfig):
-    """(training, evaluation) pairs for a config: first N training images, test or validation."""
+    """(training, evaluation) pairs for a config: first N training images, (first N of) test or validation."""
     tr = mnist.training
     n = cfg.train_size or tr.x.shape[0]
     ev = {"test": mnist.test, "validation": mnist.validation}[cfg.evaluate_on]
-    return (tr.x[:n], tr.y[:n]), (ev.x, ev.y)
+    m = cfg.eval_size or ev.x.shape[0]
+    return (tr.x[:n], tr.y[:n]), (ev.x[:m], ev.y[:m])
+
+
+def optimizer_for(cfg: RunConfig, n: int):
+    """The config's update rule for a training set of n images: plain SGD, or with L2/L1 and momentum."""
+    if cfg.lmbda == 0 and not cfg.l1 and cfg.momentum == 0:
+        return optim.sgd(cfg.eta)
+    return optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n, momentum=cfg.momentum, l1=cfg.l1)
+
+
+def penalty_for(cfg: RunConfig):
+    """The regularisation term network2.py adds to a reported cost, or None without one."""
+    if cfg.lmbda == 0:
+        return None
+    term = optim.l1_penalty if cfg.l1 else optim.l2_penalty
+    return lambda params, size: term(params, cfg.lmbda, size)
 
 
 def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbose: bool = True,
@@ -116,7 +141,8 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
     """Train ``cfg`` once per seed; return one dict per seed with its history.
 
     The seed s gives the key ``jax.random.key(s)``, split into the initialisation key and
-    the shuffling key. ``optimizer`` defaults to the book's plain SGD with η.
+    the shuffling key. ``optimizer`` defaults to `optimizer_for` (plain SGD with η unless
+    the config regularises or uses momentum).
     """
     net = cfg.network()
     grad = gradient_fn(net, cfg.gradient)
@@ -127,9 +153,12 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
         params = init.init_params(k_init, net.sizes, cfg.init)
         show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
         start = time.perf_counter()
-        _, hist = train.fit(params, grad, optimizer or optim.sgd(cfg.eta), training,
+        _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
                             epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
-                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation, monitor_training=monitor_training, on_epoch=show)
+                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
+                            monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
+                            penalty=penalty_for(cfg), stop_after=cfg.stop_after,
+                            halve_eta_after=cfg.halve_eta_after)
         acc = [percent(c, len(evaluation[1])) for c in hist["evaluation_accuracy"]]
         out.append({
             "seed": s,
@@ -139,6 +168,8 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
             "accuracy": acc,
             "history": hist,
             "wall_s": time.perf_counter() - start,
+            "n_train": len(training[1]),
+            "n_eval": len(evaluation[1]),
         })
     return out
 
@@ -178,12 +209,14 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict]) -> Path:
-    """Write ``chapter.json`` and ``chapter.md`` into out_dir atomically; return the JSON path."""
+def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict], extra_md: str = "") -> Path:
+    """Write ``chapter.json`` and ``chapter.md`` (the table, then ``extra_md``) into out_dir
+    atomically; return the JSON path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{chapter}.json"
-    for target, text in ((path, json.dumps(records, indent=1)), (out / f"{chapter}.md", markdown_table(records))):
+    md = markdown_table(records) + (f"\n{extra_md}" if extra_md else "")
+    for target, text in ((path, json.dumps(records, indent=1)), (out / f"{chapter}.md", md)):
         tmp = target.with_suffix(target.suffix + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, target)

@@ -48,15 +48,15 @@ class Network:
                 f"got {self.sizes!r}"
             )
         object.__setattr__(self, "sizes", sizes)
-        if self.activation.name == "softmax":
+        if self.activation.name.startswith("softmax"):
             raise ValueError("softmax can only be the output layer: use output=activations.SOFTMAX")
         if self.cost.output is not None and self.cost.output != self.output.name:
             raise ValueError(
                 f"the {self.cost.name} cost is defined for a {self.cost.output} output layer, "
                 f"but this network's output is {self.output.name}: pass output="
-                f"activations.{self.cost.output.upper()} or choose another cost"
+                f"activations.get({self.cost.output!r}) or choose another cost"
             )
-        if self.output.name == "softmax" and self.cost.name != "log_likelihood":
+        if self.output.name.startswith("softmax") and not self.cost.name.startswith("log_likelihood"):
             raise ValueError(
                 "a softmax output layer pairs with the log_likelihood cost (ch3); "
                 f"got cost {self.cost.name!r}"

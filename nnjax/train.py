@@ -7,13 +7,15 @@
   shape and compiles once.
 - `fit`: the outer loop over epochs, evaluating after each one and returning a history
   (the series network2.py's ``SGD`` returns); it reports to an optional callback and
-  never prints.
+  never prints. Chapter 3's extras are keyword options: the regularisation term in the
+  reported costs, early stopping by no-improvement-in-n and the η schedule (halve η at
+  each no-improvement-in-n, stop at η₀/128).
 
 `fit` receives the gradient function (hand-derived or autodiff) and never chooses it.
 """
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,7 @@ from jax import lax
 
 from nnjax.backprop import GradFn
 from nnjax.network import Params
+from nnjax.optim import set_hyperparams
 
 Array = jax.Array
 
@@ -87,6 +90,25 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
 
 
 Evaluate = Callable[[Params, Array, Array], tuple[Array, Array]]
+Penalty = Callable[[Params, int], Array]
+
+
+def epochs_without_improvement(accuracy: Sequence[float], since: int = 0) -> int:
+    """Epochs since the best accuracy so far, counting only epochs from index ``since`` on.
+
+    The book's "no-improvement-in-n" (ch3, "early stopping"; the η schedule) fires when
+    this reaches n. The best is the first epoch to reach the maximum, so a tie is no
+    improvement.
+    """
+    if not accuracy:
+        return 0
+    best = max(range(len(accuracy)), key=lambda i: (accuracy[i], -i))
+    return len(accuracy) - 1 - max(best, since - 1)
+
+
+def _check_patience(name: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive number of epochs or None, got {value!r}")
 
 
 def fit(
@@ -104,6 +126,10 @@ def fit(
     shuffle: bool = True,
     stochastic: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    penalty: Penalty | None = None,
+    stop_after: int | None = None,
+    halve_eta_after: int | None = None,
+    min_eta_fraction: float = 1 / 128,
 ) -> tuple[Params, dict[str, list]]:
     """Train for ``epochs`` epochs of mini-batch SGD (ch1 ``SGD``; ch3's monitored version).
 
@@ -117,6 +143,16 @@ def fit(
     data is given, ``training_accuracy`` and ``training_cost`` with ``monitor_training``,
     and ``seconds`` (wall time of the epoch's training, excluding evaluation).
     ``on_epoch`` is called after each epoch with that epoch's entries and ``epoch``.
+
+    Chapter 3 options (both no-improvement rules watch ``evaluation_accuracy``):
+    penalty: ``(params, size) -> term`` added to each reported cost, with size the number
+        of examples evaluated; network2.py reports ``optim.l2_penalty(params, λ, size)``.
+    stop_after: early stopping: end when ``stop_after`` epochs bring no new best.
+    halve_eta_after: the η schedule: after that many epochs without a new best (counted
+        afresh after each change), halve η; end when η would fall to η₀·min_eta_fraction
+        (default 1/128). Needs an `nnjax.optim.sgd` optimiser (η lives in its state);
+        the history then has ``learning_rate``, the η each epoch trained with.
+    ``epochs`` stays the upper limit on the number of epochs.
     """
     x, y = (jnp.asarray(a) for a in training_data)
     n = x.shape[0]
@@ -128,23 +164,48 @@ def fit(
         raise ValueError("monitoring needs an evaluate function, e.g. partial(network.evaluate, net=net)")
     if evaluation_data is not None:
         evaluation_data = tuple(jnp.asarray(a) for a in evaluation_data)
+    _check_patience("stop_after", stop_after)
+    _check_patience("halve_eta_after", halve_eta_after)
+    if (stop_after or halve_eta_after) and evaluation_data is None:
+        raise ValueError("early stopping and the η schedule watch evaluation accuracy: pass evaluation_data")
+    if not 0 < min_eta_fraction < 1:
+        raise ValueError(f"min_eta_fraction must be in (0, 1), got {min_eta_fraction!r}")
 
     run_epoch = jax.jit(make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic))
     opt_state = optimizer.init(params)
+    if halve_eta_after is not None:
+        if "learning_rate" not in getattr(opt_state, "hyperparams", {}):
+            raise ValueError("the η schedule needs η in the optimiser state: use nnjax.optim.sgd")
+        eta = eta0 = float(opt_state.hyperparams["learning_rate"])
+        changed_at = 0
     history: dict[str, list] = {"epoch": [], "seconds": []}
     for e in range(epochs):
         start = time.perf_counter()
         params, opt_state = run_epoch(params, opt_state, jax.random.fold_in(key, e), x, y)
         jax.block_until_ready(params)
         record = {"epoch": e, "seconds": time.perf_counter() - start}
+        if halve_eta_after is not None:
+            record["learning_rate"] = eta
         if evaluation_data is not None:
             correct, c = evaluate(params, *evaluation_data)
             record["evaluation_accuracy"], record["evaluation_cost"] = int(correct), float(c)
         if monitor_training:
             correct, c = evaluate(params, x, y)
             record["training_accuracy"], record["training_cost"] = int(correct), float(c)
+        if penalty is not None:  # network2.py reports the cost with the regularisation term
+            for name, size in (("evaluation", len(evaluation_data[1]) if evaluation_data else 0), ("training", n)):
+                if f"{name}_cost" in record:
+                    record[f"{name}_cost"] += float(penalty(params, size))
         for k, v in record.items():
             history.setdefault(k, []).append(v)
         if on_epoch is not None:
             on_epoch(record)
+        if stop_after is not None and epochs_without_improvement(history["evaluation_accuracy"]) >= stop_after:
+            break
+        if halve_eta_after is not None and (
+                epochs_without_improvement(history["evaluation_accuracy"], changed_at) >= halve_eta_after):
+            eta, changed_at = eta / 2, e + 1
+            if eta <= eta0 * min_eta_fraction:
+                break
+            opt_state = set_hyperparams(opt_state, learning_rate=eta)
     return params, history
