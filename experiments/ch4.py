@@ -1,8 +1,9 @@
 """Chapter 4: the universality constructions, built and measured.
 
-    python -m experiments.ch4 [--quick] [--seeds N] [--out DIR] [--only 4a,4b]
+    python -m experiments.ch4 [--quick] [--seeds N] [--out DIR] [--only 4a,4b] [--merge] [--no-plots]
 
-Writes DIR/ch4.json and DIR/ch4.md (plots: ``python -m experiments.plot_ch4 DIR``).
+Writes DIR/ch4.json and DIR/ch4.md, then the figures (`experiments.ch4_plots`, which
+reads the JSON). ``--merge`` keeps the records of ids not run from an existing ch4.json.
 Target f(x) = 0.2 + 0.4x² + 0.3x·sin(15x) + 0.05·cos(50x) on [0, 1]; errors are
 max and mean |g − f| over 10,001 equally spaced points.
 
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import ch4_plots, common
 from nnjax import activations, approximation, backprop, costs, init, optim, train, universality
 from nnjax.approximation import abs_errors, approximate_1d, relu_interpolant, tower_grid
 from nnjax.network import Network
@@ -44,6 +45,7 @@ def f2(x, y):
 class Ch4Config:
     w: float = 1000.0  # step steepness, the book's ≈ 1000
     pad_steps: float = 10.0  # outermost edges moved out by pad_steps / w, so the end steps are whole on [0, 1]
+    relu_w: float = 100.0  # ReLU steps: ramps of width 1/relu_w (see series())
     goal: float = 0.01  # max |g − f| a construction must reach
     points: int = 10_001  # evaluation points on [0, 1]
     sweep: tuple[int, ...] = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500)  # bumps / knots
@@ -112,7 +114,12 @@ def series(cfg: Ch4Config) -> dict:
         "sigmoid, sharp (w = 100·n)": lambda n: approximate_1d(f, n, w=100.0 * n, pad=cfg.pad_steps / (100.0 * n)),
         "tanh": lambda n: approximate_1d(f, n, w=cfg.w, pad=pad, hidden=activations.TANH),
         "wiggly": lambda n: approximate_1d(f, n, w=cfg.w, pad=pad, hidden=universality.WIGGLY),
-        "relu steps": lambda n: approximate_1d(f, n, w=cfg.w, pad=pad, hidden=activations.RELU),
+        # A ReLU grows like w·x, and g sums ± pairs of such values: in float32 that sum loses
+        # ≈ 1e-7·w·n·|h|, so with w = 1000 the error stops falling near 0.02 (the series below).
+        "relu steps": lambda n: approximate_1d(f, n, w=cfg.relu_w, pad=cfg.pad_steps / cfg.relu_w,
+                                               hidden=activations.RELU),
+        "relu steps, w = 1000 (float32 cancellation)": lambda n: approximate_1d(f, n, w=cfg.w, pad=pad,
+                                                                               hidden=activations.RELU),
         "relu interpolant": lambda n: relu_interpolant(f, n),
     }
 
@@ -160,27 +167,30 @@ def grid_points(n: int):
     return jnp.stack(jnp.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
 
 
+def measured(c: Construction, target, x, **label) -> dict:
+    """A table row: the label, max and mean |g − target| over x, and the hidden neurons used."""
+    return {**label, **abs_errors(c, target, x), "neurons": hidden_neurons(c)}
+
+
 def run_4e(cfg, x, start) -> dict:
     pad = cfg.pad_steps / cfg.w
-    one_d = [{"copies": m, **abs_errors(c := approximate_1d(f, cfg.overlap_bins, w=cfg.w, pad=pad, copies=m), f, x),
-              "neurons": hidden_neurons(c)} for m in cfg.copies]
-    finer = [{"n": cfg.overlap_bins * m, **abs_errors(approximate_1d(f, cfg.overlap_bins * m, w=cfg.w, pad=pad), f, x)}
-             for m in cfg.copies]
-    pts = grid_points(cfg.grid_2d)
     n2 = cfg.towers_n[min(1, len(cfg.towers_n) - 1)]
-    two_d = [{"copies": m, "n": n2, **abs_errors(c := tower_grid(f2, n2, w=cfg.w, tower_w=cfg.tower_w, pad=pad,
-                                                                 copies=m), f2, pts), "neurons": hidden_neurons(c)}
+    pts = grid_points(cfg.grid_2d)
+    one_d = [measured(approximate_1d(f, cfg.overlap_bins, w=cfg.w, pad=pad, copies=m), f, x, copies=m)
              for m in cfg.copies]
-    best = two_d[-1]["max"]
-    return record("4e", f"max |g − f2| with {cfg.copies[-1]} shifted copies of the {n2}×{n2} tower grid", best, "",
-                  f"one copy: {two_d[0]['max']:.3f}", cfg, start, one_d=one_d, one_d_finer=finer, two_d=two_d)
+    finer = [measured(approximate_1d(f, cfg.overlap_bins * m, w=cfg.w, pad=pad), f, x, n=cfg.overlap_bins * m)
+             for m in cfg.copies]
+    two_d = [measured(tower_grid(f2, n2, w=cfg.w, tower_w=cfg.tower_w, pad=pad, copies=m), f2, pts, copies=m, n=n2)
+             for m in cfg.copies]
+    return record("4e", f"max |g − f2| with {cfg.copies[-1]} shifted copies of the {n2}×{n2} tower grid",
+                  two_d[-1]["max"], "", f"one copy: {two_d[0]['max']:.3f}", cfg, start, one_d=one_d,
+                  one_d_finer=finer, two_d=two_d)
 
 
 def run_4f(cfg, start) -> dict:
     pad = cfg.pad_steps / cfg.w
     pts = grid_points(cfg.grid_2d)
-    grids = [{"n": n, **abs_errors(c := tower_grid(f2, n, w=cfg.w, tower_w=cfg.tower_w, pad=pad), f2, pts),
-              "neurons": hidden_neurons(c)} for n in cfg.towers_n]
+    grids = [measured(tower_grid(f2, n, w=cfg.w, tower_w=cfg.tower_w, pad=pad), f2, pts, n=n) for n in cfg.towers_n]
     plot = grid_points(cfg.plot_2d)
     tower = universality.towers([0.3, 0.6], [0.4, 0.7], [[1.0]], w=cfg.w, tower_w=cfg.tower_w,
                                 output=activations.LINEAR)
@@ -238,7 +248,10 @@ def run_4g(cfg, x, seeds, verbose, start) -> dict:
 
 
 def main(argv=None) -> list[dict]:
-    args = common.base_parser(__doc__.splitlines()[0]).parse_args(argv)
+    p = common.base_parser(__doc__.splitlines()[0])
+    p.add_argument("--merge", action="store_true", help="keep other ids' records already in DIR/ch4.json")
+    p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
+    args = p.parse_args(argv)
     ids = common.parse_only(args.only, IDS)
     cfg = QUICK if args.quick else Ch4Config()
     seeds = list(range(1 if args.quick else args.seeds))
@@ -257,8 +270,9 @@ def main(argv=None) -> list[dict]:
             records.append(run_sweeps("4c", ["wiggly", "tanh"], "other activations with distinct limits",
                                       cfg, x, start))
         elif id_ == "4d":
-            records.append(run_sweeps("4d", ["relu steps", "relu interpolant"],
-                                      "each ReLU step is two ReLUs", cfg, x, start))
+            records.append(run_sweeps("4d", ["relu steps", "relu interpolant",
+                                             "relu steps, w = 1000 (float32 cancellation)"],
+                                      f"each ReLU step is two ReLUs, ramp width 1/{cfg.relu_w:g}", cfg, x, start))
         elif id_ == "4e":
             records.append(run_4e(cfg, x, start))
         elif id_ == "4f":
@@ -268,9 +282,14 @@ def main(argv=None) -> list[dict]:
         if not args.quiet:
             r = records[-1]
             print(f"[{r['id']}] {r['metric']}: {r['best']} {r['unit']} ({r['wall_s']:.1f} s)", flush=True)
+    if args.merge:
+        records = common.merge_saved(args.out, "ch4", records, IDS)
     path = common.write_results(args.out, "ch4", records)
     print(common.markdown_table(records))
     print(f"wrote {path}")
+    if not args.no_plots:
+        for png in ch4_plots.plot_all(path):
+            print(f"wrote {png}")
     return records
 
 

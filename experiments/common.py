@@ -223,6 +223,16 @@ def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict],
     return path
 
 
+def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], ids: Sequence[str]) -> list[dict]:
+    """``records`` plus the records saved in DIR/chapter.json whose ids were not run again
+    (a script's ``--merge``), sorted by ``ids``; a record "5h tanh/glorot" sorts as "5h"."""
+    path = Path(out_dir) / f"{chapter}.json"
+    new = {r["id"] for r in records}
+    saved = [r for r in json.loads(path.read_text()) if r["id"] not in new] if path.exists() else []
+    order = {id_: i for i, id_ in enumerate(ids)}
+    return sorted(saved + records, key=lambda r: order.get(r["id"].split()[0], len(order)))
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every chapter script takes."""
     p = argparse.ArgumentParser(description=description)

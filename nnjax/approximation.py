@@ -24,7 +24,7 @@ import numpy as np
 from nnjax import activations
 from nnjax.activations import Activation
 from nnjax.network import Network
-from nnjax.universality import Construction, _layer, apply, bumps, parallel, towers, weighted_output
+from nnjax.universality import Construction, apply, bumps, layer_params, parallel, towers, weighted_output
 
 Interval = tuple[float, float]
 
@@ -141,7 +141,7 @@ def relu_interpolant(f: Callable, n: int, *, output: Activation = activations.LI
     values = target_space(f, output)(knots)
     slopes = np.diff(values) / np.diff(knots)
     c = np.concatenate([slopes[:1], np.diff(slopes)])
-    params = (_layer(np.ones((n, 1)), -knots[:-1]), _layer(c[None, :], values[:1]))
+    params = (layer_params(np.ones((n, 1)), -knots[:-1]), layer_params(c[None, :], values[:1]))
     return Construction(Network((1, n, 1), activations.RELU, output), params)
 
 

@@ -7,19 +7,16 @@ the function g it computes is the ordinary feedforward pass.
 The chapter's pieces, in order:
 - a step: one neuron σ(w x + b) with large w jumps from 0 to 1 at s = −b/w (`steps`);
 - a bump: two steps at s1 < s2 read out with weights +h and −h (`bumps`);
-- any f on an interval: N bumps whose heights approximate φ = σ⁻¹∘f, so that the
-  sigmoid output neuron gives σ(Σ bumps) ≈ f (`approximate_1d`; `output=LINEAR`
-  approximates f itself);
 - two inputs: an x-bump plus a y-bump fed to a thresholding neuron with bias ≈ −3h/2 is
-  a tower; a grid of towers approximates f(x, y) (`towers`, `tower_grid`);
-- the failure windows where steps are not sharp are repaired by M copies of f/M shifted
-  by 1/M of a bin (`copies=M`, summed by `parallel`).
+  a tower (`towers`);
+- networks side by side, their weighted outputs added (`parallel`): how the overlap
+  repair sums M shifted copies of f/M.
+`nnjax.approximation` places these on grids with heights σ⁻¹∘f to approximate a given f.
 
 Any hidden activation s with distinct limits s(−∞) ≠ s(∞) makes steps (the chapter's
 closing problem): the readout divides by s(∞) − s(−∞) and moves s(−∞) into the next
 bias. `WIGGLY` is such an s. A ReLU step is the difference of two ReLUs, a ramp of
-width 1/w. `relu_interpolant` is the other ReLU construction: piecewise-linear
-interpolation, one ReLU per knot.
+width 1/w.
 
 Parameters are built with NumPy in float64 and handed over as float32 JAX arrays:
 building is one-off bookkeeping whose shapes change with every N, and eager JAX
@@ -75,8 +72,9 @@ class Steps(NamedTuple):
     offset: np.ndarray  # (steps,)
 
 
-def _layer(w, b) -> dict[str, Array]:
-    """float32 JAX arrays; cast in NumPy and copied over, since even jnp.asarray compiles per shape."""
+def layer_params(w, b) -> dict[str, Array]:
+    """One layer's {"w", "b"} as float32 JAX arrays from NumPy ones (cast in NumPy: even
+    jnp.asarray compiles per shape)."""
     return {"w": jax.device_put(np.asarray(w, np.float32)), "b": jax.device_put(np.asarray(b, np.float32))}
 
 
@@ -88,7 +86,8 @@ def steps(directions, positions, w: float, hidden: Activation) -> Steps:
     ReLU has no upper limit, so it uses two neurons: relu(z + ½) − relu(z − ½) is a ramp
     from 0 to 1 on |d · x − s| ≤ 1/(2w).
     """
-    directions, positions = np.atleast_2d(np.asarray(directions, float)), np.atleast_1d(np.asarray(positions, float))
+    directions = np.atleast_2d(np.asarray(directions, float))
+    positions = np.atleast_1d(np.asarray(positions, float))
     k = positions.shape[0]
     if directions.shape[0] != k:
         raise ValueError(f"directions must have one row per step position: {directions.shape[0]} rows, {k} positions")
@@ -114,7 +113,7 @@ def step(s: float, *, w: float = 1000.0, hidden: Activation = activations.SIGMOI
     """One unit step at s, g(x) ≈ H(x − s), read out by a linear output neuron (ch4, "step functions")."""
     st = steps([[1.0]], [s], w, hidden)
     return Construction(Network((1, st.b.shape[0], 1), hidden, activations.LINEAR),
-                        (_layer(st.w, st.b), _layer(*read_out(st, [1.0], [0.0]))))
+                        (layer_params(st.w, st.b), layer_params(*read_out(st, [1.0], [0.0]))))
 
 
 def bumps(lo, hi, heights, *, w: float = 1000.0, hidden: Activation = activations.SIGMOID,
@@ -131,7 +130,8 @@ def bumps(lo, hi, heights, *, w: float = 1000.0, hidden: Activation = activation
         raise ValueError("every bump needs lo < hi (its step up before its step down)")
     st = steps(np.ones((2 * lo.shape[0], 1)), np.stack([lo, hi], 1).ravel(), w, hidden)
     out = read_out(st, np.stack([heights, -heights], 1).ravel(), [0.0])
-    return Construction(Network((1, st.b.shape[0], 1), hidden, output), (_layer(st.w, st.b), _layer(*out)))
+    params = (layer_params(st.w, st.b), layer_params(*out))
+    return Construction(Network((1, st.b.shape[0], 1), hidden, output), params)
 
 
 def towers(x_edges, y_edges, heights, *, w: float = 1000.0, tower_w: float = 100.0,
@@ -162,7 +162,8 @@ def towers(x_edges, y_edges, heights, *, w: float = 1000.0, tower_w: float = 100
     st2 = steps(v @ st1.readout, 1.5 - v @ st1.offset, tower_w, hidden)
     out = read_out(st2, heights.ravel(), [0.0])
     sizes = (2, st1.b.shape[0], st2.b.shape[0], 1)
-    return Construction(Network(sizes, hidden, output), (_layer(st1.w, st1.b), _layer(st2.w, st2.b), _layer(*out)))
+    params = (layer_params(st1.w, st1.b), layer_params(st2.w, st2.b), layer_params(*out))
+    return Construction(Network(sizes, hidden, output), params)
 
 
 def parallel(constructions: Sequence[Construction]) -> Construction:
@@ -177,10 +178,12 @@ def parallel(constructions: Sequence[Construction]) -> Construction:
         raise ValueError("parallel needs constructions with the same inputs, depth and activations")
     per_layer = [[{k: np.asarray(v, float) for k, v in layer.items()} for layer in ls]
                  for ls in zip(*(c.params for c in constructions))]
-    params = [_layer(np.concatenate([x["w"] for x in per_layer[0]]), np.concatenate([x["b"] for x in per_layer[0]]))]
-    params += [_layer(block_diag(*(x["w"] for x in ls)), np.concatenate([x["b"] for x in ls]))
+    params = [layer_params(np.concatenate([x["w"] for x in per_layer[0]]),
+                           np.concatenate([x["b"] for x in per_layer[0]]))]
+    params += [layer_params(block_diag(*(x["w"] for x in ls)), np.concatenate([x["b"] for x in ls]))
                for ls in per_layer[1:-1]]
-    params.append(_layer(np.concatenate([x["w"] for x in per_layer[-1]], axis=1), sum(x["b"] for x in per_layer[-1])))
+    params.append(layer_params(np.concatenate([x["w"] for x in per_layer[-1]], axis=1),
+                               sum(x["b"] for x in per_layer[-1])))
     sizes = (first.net.sizes[0],) + tuple(p["b"].shape[0] for p in params)
     return Construction(Network(sizes, first.net.activation, first.net.output), tuple(params))
 

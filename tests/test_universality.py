@@ -109,5 +109,5 @@ def test_a_construction_is_an_ordinary_network():
 def test_wiggly_prime_is_its_derivative():
     z = jnp.linspace(-6.0, 6.0, 241, dtype=jnp.float64)
     np.testing.assert_allclose(wiggly_prime(z), jax.vmap(jax.grad(wiggly))(z), rtol=1e-10, atol=1e-12)
-    check_grads(wiggly, (jnp.array([-2.3, -0.4, 0.7, 3.1], jnp.float64),), order=2, modes=["rev"])
+    check_grads(wiggly, (jnp.array([-2.3, -0.4, 0.7, 3.1], jnp.float64),), order=1, modes=["rev"])
     assert float(wiggly(jnp.array(0.3))) != pytest.approx(float(jax.nn.sigmoid(0.3)))  # really wiggles
