@@ -249,7 +249,6 @@ def run_4g(cfg, x, seeds, verbose, start) -> dict:
 
 def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
-    p.add_argument("--merge", action="store_true", help="keep other ids' records already in DIR/ch4.json")
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = p.parse_args(argv)
     ids = common.parse_only(args.only, IDS)

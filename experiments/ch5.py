@@ -214,7 +214,6 @@ def speeds_table(records: list[dict]) -> str:
 
 def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
-    p.add_argument("--merge", action="store_true", help="keep other ids' records already in DIR/ch5.json")
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = p.parse_args(argv)
     ids = common.parse_only(args.only, IDS)

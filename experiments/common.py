@@ -244,6 +244,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
                    help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the saved records of ids not run this time (from DIR/chN.json)")
     return p
 
 
