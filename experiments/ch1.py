@@ -87,6 +87,8 @@ def main(argv=None) -> list[dict]:
         svm = "B3" in ids and (args.svm or args.only is not None)
         svm_n = args.svm_n or (1000 if args.quick else None)
         records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
+    if args.merge:
+        records = common.merge_saved(args.out, "ch1", records, [c.id for c in RUNS] + ["B1", "B2", "B3"])
     path = common.write_results(args.out, "ch1", records)
     print(common.markdown_table(records))
     print(f"wrote {path}")

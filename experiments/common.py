@@ -196,10 +196,12 @@ def markdown_table(records: list[dict]) -> str:
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        book = "–" if r["book"] is None else f"{r['book']:.2f}%"
-        best = (f"{r['value']:.3g}" if "value" in r
-                else "–" if r.get("best") is None else f"{r['best']:.2f}%")
-        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:.2f} ± {r['std']:.2f}"
+        unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
+        fmt = ".2f" if unit == "%" else ".4g"
+        suffix = "%" if unit == "%" else f" {unit}".rstrip()
+        book = "–" if r["book"] is None else f"{r['book']:{fmt}}{suffix}"
+        best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
+        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{r.get('metric', '')} | {r['wall_s']:.1f} | {r.get('note', '')} |")
     dev = records[0]["device"] if records else ""
@@ -234,6 +236,16 @@ def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict],
     return path
 
 
+def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], ids: Sequence[str]) -> list[dict]:
+    """``records`` plus the records saved in DIR/chapter.json whose ids were not run again
+    (a script's ``--merge``), sorted by ``ids``; a record "5h tanh/glorot" sorts as "5h"."""
+    path = Path(out_dir) / f"{chapter}.json"
+    new = {r["id"] for r in records}
+    saved = [r for r in json.loads(path.read_text()) if r["id"] not in new] if path.exists() else []
+    order = {id_: i for i, id_ in enumerate(ids)}
+    return sorted(saved + records, key=lambda r: order.get(r["id"].split()[0], len(order)))
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every chapter script takes."""
     p = argparse.ArgumentParser(description=description)
@@ -245,6 +257,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
                    help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the saved records of ids not run this time (from DIR/chN.json)")
     return p
 
 
