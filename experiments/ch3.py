@@ -12,10 +12,8 @@ records of other ids already in DIR/ch3.json, so the chapter can be run in parts
 """
 
 import dataclasses
-import json
 import time
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -280,7 +278,6 @@ def summary_md(records: list[dict]) -> str:
 def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.add_argument("--svm-max", type=int, default=50_000, help="3j: largest SVC training set (default 50,000)")
-    p.add_argument("--merge", action="store_true", help="keep other ids' records already in DIR/ch3.json")
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = p.parse_args(argv)
     run = common.parse_only(args.only, IDS)
@@ -301,11 +298,9 @@ def main(argv=None) -> list[dict]:
                                      min(args.svm_max, 500) if args.quick else args.svm_max, run, verbose)
     if "S-sweep" in run:
         records.append(timing_record(prep(TIMING), mnist, SWEEP_ETAS, verbose))
-    path = Path(args.out) / "ch3.json"
-    if args.merge and path.exists():
-        new = {r["id"] for r in records}
-        records = [r for r in json.loads(path.read_text()) if r["id"] not in new] + records
-    order = {g: i for i, g in enumerate(IDS)}
+    if args.merge:
+        records = common.merge_saved(args.out, "ch3", records, IDS)
+    order = {g: i for i, g in enumerate(IDS)}  # "3k/large" sorts as "3k"
     records.sort(key=lambda r: order.get(group(r["id"]), len(order)))
     path = common.write_results(args.out, "ch3", records, summary_md(records))
     print(common.markdown_table(records) + "\n" + summary_md(records))
