@@ -88,8 +88,9 @@ def group(id_: str) -> str:
     return id_.split("/")[0]
 
 
-IDS = list(dict.fromkeys([group(c.id) for c in RUNS[:2]] + ["3c", "3d"] + [group(c.id) for c in RUNS[3:]]
-                         + ["3m", "3i", "3j", "X-momentum", "S-sweep"]))  # --only names, in results order
+# the --only names, in the order of the results table
+IDS = ["3a", "3b", "3c", "3d", "3e", "3f", "3g", "3h", "3i", "3j", "3k", "3l", "3m", "3n", "3o", "3p", "3q", "3r",
+       "X-L1", "X-momentum", "X-early-stopping", "X-eta-schedule", "X-tanh", "X-relu", "S-sweep"]
 
 
 def quick(cfg: RunConfig) -> RunConfig:
