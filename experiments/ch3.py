@@ -164,10 +164,10 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
                              "accuracy": acc, "history": h, "wall_s": wall / len(members),
                              "n_train": len(training[1]), "n_eval": len(evaluation[1])})
         sub = dataclasses.replace(cfg, id=f"{cfg.id}/{LABEL[name]}={v}", **{"eta" if name == "learning_rate" else name: v})
+        final_cost = (float(np.mean([r["history"]["training_cost"][-1] for r in per_seed]))
+                      if cfg.monitor_training else None)
         records.append(common.make_record(sub, per_seed, metric="peak", swept=name, sweep_members=len(members),
-                                          sweep_wall_s=wall, final_training_cost_mean=float(np.mean(
-                                              [r["history"]["training_cost"][-1] for r in per_seed]))
-                                          if cfg.monitor_training else None))
+                                          sweep_wall_s=wall, final_training_cost_mean=final_cost))
     return records
 
 
