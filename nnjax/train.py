@@ -12,7 +12,10 @@
 `fit` receives the gradient function (hand-derived or autodiff) and never chooses it.
 """
 
+import math
+import os
 import time
+from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -20,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from nnjax import checkpoint, guard, validate
 from nnjax.backprop import GradFn
 from nnjax.network import Params
 
@@ -104,6 +108,11 @@ def fit(
     shuffle: bool = True,
     stochastic: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
+    checkpoint_config: dict | None = None,
+    resume: bool = False,
+    nan_guard: bool = True,
 ) -> tuple[Params, dict[str, list]]:
     """Train for ``epochs`` epochs of mini-batch SGD (ch1 ``SGD``; ch3's monitored version).
 
@@ -117,34 +126,104 @@ def fit(
     data is given, ``training_accuracy`` and ``training_cost`` with ``monitor_training``,
     and ``seconds`` (wall time of the epoch's training, excluding evaluation).
     ``on_epoch`` is called after each epoch with that epoch's entries and ``epoch``.
+
+    checkpoint_dir: save the whole state (params, optimiser state, key, history, settings)
+        there every ``checkpoint_every`` epochs and after the last (`nnjax.checkpoint`).
+        With ``resume``, continue from its newest intact checkpoint (or start afresh if it
+        has none): since epoch e's key depends only on (key, e), the result is bit-identical
+        to an uninterrupted run. Resuming needs the same key, batch_size, shuffle,
+        stochastic, data shapes and ``checkpoint_config`` (any JSON-like settings to pin).
+    nan_guard: stop with `nnjax.guard.NonFiniteError`, naming the first non-finite step
+        and what went non-finite, as soon as the parameters, optimiser state or a
+        monitored cost become NaN/Inf; the epoch that produced them is not checkpointed.
+    Arguments are checked before anything is compiled (`nnjax.validate`).
     """
-    x, y = (jnp.asarray(a) for a in training_data)
+    x, y = validate.data_pair("training_data", training_data)
     n = x.shape[0]
-    if not (isinstance(batch_size, int) and 1 <= batch_size <= n):
-        raise ValueError(f"batch_size must be an integer in [1, {n}] (the training set size), got {batch_size!r}")
-    if not (isinstance(epochs, int) and epochs >= 0):
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    validate.integer("batch_size", batch_size, 1, n)
+    validate.integer("epochs", epochs, 0)
+    validate.integer("checkpoint_every", checkpoint_every, 1)
+    validate.prng_key("key", key)
     if (evaluation_data is not None or monitor_training) and evaluate is None:
         raise ValueError("monitoring needs an evaluate function, e.g. partial(network.evaluate, net=net)")
     if evaluation_data is not None:
-        evaluation_data = tuple(jnp.asarray(a) for a in evaluation_data)
+        evaluation_data = validate.data_pair("evaluation_data", evaluation_data)
+        if evaluation_data[0].shape[1] != x.shape[1]:
+            raise ValueError(f"evaluation_data: x has {evaluation_data[0].shape[1]} columns, "
+                             f"training_data's x has {x.shape[1]}")
 
-    run_epoch = jax.jit(make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic))
+    build_epoch = partial(make_epoch, optimizer=optimizer, batch_size=batch_size, shuffle=shuffle,
+                          stochastic=stochastic)
+    run_epoch = jax.jit(build_epoch(grad_fn))
     opt_state = optimizer.init(params)
+    _probe(run_epoch, params, opt_state, key, x, y)
     history: dict[str, list] = {"epoch": [], "seconds": []}
-    for e in range(epochs):
+    start_epoch, ckpt, steps = 0, None, n // batch_size
+    config = {"batch_size": batch_size, "shuffle": shuffle, "stochastic": stochastic,
+              "training_data": [list(x.shape), str(x.dtype), list(y.shape), str(y.dtype)],
+              "run": checkpoint_config}
+    if checkpoint_dir is not None:
+        found = _resume(checkpoint_dir, {"params": params, "opt_state": opt_state, "key": key}, config,
+                        key, epochs, resume)
+        if found is not None:
+            params, opt_state = found.state["params"], found.state["opt_state"]
+            history, start_epoch, ckpt = found.history, found.epoch, found.path
+    for e in range(start_epoch, epochs):
         start = time.perf_counter()
-        params, opt_state = run_epoch(params, opt_state, jax.random.fold_in(key, e), x, y)
-        jax.block_until_ready(params)
+        new_params, new_opt_state = run_epoch(params, opt_state, jax.random.fold_in(key, e), x, y)
+        jax.block_until_ready(new_params)
         record = {"epoch": e, "seconds": time.perf_counter() - start}
+        if nan_guard and not guard.all_finite((new_params, new_opt_state)):
+            i, what = guard.locate(build_epoch, grad_fn, params, opt_state, jax.random.fold_in(key, e), x, y)
+            raise guard.stopped(e, steps, i, what, history, ckpt)
+        params, opt_state = new_params, new_opt_state
         if evaluation_data is not None:
             correct, c = evaluate(params, *evaluation_data)
             record["evaluation_accuracy"], record["evaluation_cost"] = int(correct), float(c)
         if monitor_training:
             correct, c = evaluate(params, x, y)
             record["training_accuracy"], record["training_cost"] = int(correct), float(c)
+        bad = [f"{k} = {record[k]}" for k in ("evaluation_cost", "training_cost") if not math.isfinite(record.get(k, 0))]
+        if nan_guard and bad:
+            raise guard.stopped(e, steps, None, f"{' and '.join(bad)} although the parameters are finite", history, ckpt)
         for k, v in record.items():
             history.setdefault(k, []).append(v)
+        if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs):
+            ckpt = checkpoint.save(checkpoint_dir, e + 1, {"params": params, "opt_state": opt_state, "key": key},
+                                   history=history, config=config)
         if on_epoch is not None:
             on_epoch(record)
     return params, history
+
+
+def _probe(run_epoch, params, opt_state, key, x, y) -> None:
+    """Trace one epoch abstractly (no compute) so a mismatch surfaces as a clear error."""
+    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731
+    try:
+        out, _ = jax.eval_shape(run_epoch, params, opt_state, spec(key), spec(x), spec(y))
+    except Exception as err:
+        raise ValueError(f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
+                         f"the gradient function: one epoch fails to trace with {type(err).__name__}: {err}") from err
+    shapes = lambda t: jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), t)  # noqa: E731
+    if shapes(out) != shapes(params):
+        raise ValueError("the gradient function must return a pytree shaped like params; an epoch turns "
+                         f"params {shapes(params)} into {shapes(out)}")
+
+
+def _resume(directory, state, config, key, epochs, resume):
+    """The checkpoint to continue from (None: start afresh), after checking it fits this run."""
+    if not resume:
+        if existing := checkpoint.list_checkpoints(directory):
+            raise ValueError(f"checkpoint_dir {directory} already holds checkpoints ({existing[-1].name}, ...): "
+                             "pass resume=True (--resume) to continue from them, or use an empty directory")
+        return None
+    found = checkpoint.restore(directory, state, config=config)
+    if found is None:
+        return None
+    if checkpoint.tree_digest(found.state["key"]) != checkpoint.tree_digest(key):
+        raise checkpoint.CheckpointError(f"{found.path} was written by a run with another key; resume with "
+                                         "the same key (seed) or use a new checkpoint_dir")
+    if found.epoch > epochs:
+        raise ValueError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
+                         "ask for at least as many epochs as were run")
+    return found
