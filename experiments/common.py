@@ -251,7 +251,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every chapter script takes."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every run")
-    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per run (default 3): seeds 0..N-1")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per run (default 3): seeds 0..N-1")
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
     p.add_argument("--only", default=None, help="comma-separated BOOK.md ids to run (default: all)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
@@ -262,13 +262,13 @@ def base_parser(description: str) -> argparse.ArgumentParser:
                    help="override a config field of every selected run, e.g. --set eta=0.5 (repeatable)")
     p.add_argument("--checkpoint-dir", default=None,
                    help="write checkpoints of every run there (DIR/<id>/seed<s>/epoch-NNNNNN.ckpt)")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=1, help="epochs between checkpoints (default 1)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs between checkpoints (default 1)")
     p.add_argument("--resume", action="store_true",
                    help="continue each run from its newest checkpoint in --checkpoint-dir (bit-identical result)")
     return p
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
