@@ -70,7 +70,7 @@ class RunConfig:
 
     def network(self) -> Network:
         return Network(
-            tuple(self.sizes),
+            self.sizes,
             activations.get(self.activation),
             activations.get(self.output),
             costs.get(self.cost),
@@ -290,6 +290,6 @@ def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
         return set(known)
     wanted = {s.strip() for s in only.split(",") if s.strip()}
     unknown = sorted(wanted - set(known))
-    if unknown:
-        raise SystemExit(f"error: unknown run id(s) {unknown}; this chapter has {list(known)}")
+    if unknown or not wanted:
+        raise SystemExit(f"error: --only {only!r}: unknown run id(s) {unknown}; this chapter has {list(known)}")
     return wanted

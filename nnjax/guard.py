@@ -94,7 +94,7 @@ def locate(build_epoch: Callable, grad_fn: Callable, params, opt_state, key: Arr
         if g_bad.any():
             return i, (f"the gradient was non-finite ({describe(params, 'grad', g_bad)}) "
                        "while the parameters were finite")
-    for tree, name in zip(end, ("params", "opt_state")):
-        if not all_finite(tree):
-            return len(seen) - 1, f"the last update made {describe(tree, name)} non-finite"
+    for tree, name, what in zip(end, ("params", "opt_state"), ("parameters", "optimiser state")):
+        if not all_finite(tree):  # the epoch's last update
+            return len(seen) - 1, f"the update made the {what} non-finite ({describe(tree, name)})"
     return None, "replaying the epoch gave finite values throughout (the failure did not reproduce)"

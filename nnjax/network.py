@@ -16,6 +16,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nnjax import activations, costs, validate
 from nnjax.activations import Activation
@@ -41,7 +42,7 @@ class Network:
     cost: Cost = costs.QUADRATIC
 
     def __post_init__(self):
-        sizes = tuple(self.sizes)
+        sizes = tuple(self.sizes) if isinstance(self.sizes, (tuple, list)) else ()
         if len(sizes) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
             raise ValueError(
                 f"Network sizes must be at least two positive integers (input, ..., output), "
@@ -55,7 +56,8 @@ class Network:
                 raise TypeError(f"Network {field} must be a {kind.__name__} such as {module}.get(name), "
                                 f"got {type(value).__name__} {value!r}")
         if self.activation.name == "softmax":
-            raise ValueError("softmax can only be the output layer: use output=activations.SOFTMAX")
+            raise ValueError("softmax can only be the output layer, not the hidden activation: "
+                             "use output=activations.SOFTMAX")
         if self.cost.output is not None and self.cost.output != self.output.name:
             raise ValueError(
                 f"the {self.cost.name} cost is defined for a {self.cost.output} output layer, "
@@ -185,9 +187,9 @@ def check_data(data: tuple[Any, Any], net: Network, name: str = "data") -> tuple
     if x.shape[1] != n_in:
         raise ValueError(f"{name}: x has {x.shape[1]} columns but the network's input layer "
                          f"has {n_in} neurons (sizes {net.sizes})")
-    if y.ndim == 1 and int(y.max()) >= n_out:
+    if y.ndim == 1 and (top := int(np.max(jax.device_get(y)))) >= n_out:
         raise ValueError(f"{name}: labels y must lie in [0, {n_out}) for {n_out} output neurons, "
-                         f"got maximum {int(y.max())}")
+                         f"got maximum {top}")
     if y.ndim == 2 and y.shape[1] != n_out:
         raise ValueError(f"{name}: targets y have {y.shape[1]} columns, expected {n_out} (the output layer)")
     return x, y

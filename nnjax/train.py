@@ -201,6 +201,8 @@ def _probe(run_epoch, params, opt_state, key, x, y) -> None:
     spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731
     try:
         out, _ = jax.eval_shape(run_epoch, params, opt_state, spec(key), spec(x), spec(y))
+    except jax.errors.KeyReuseError:
+        raise
     except Exception as err:
         raise ValueError(f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
                          f"the gradient function: one epoch fails to trace with {type(err).__name__}: {err}") from err

@@ -33,9 +33,8 @@ def _values(name: str, value: Any, what: str) -> np.ndarray | None:
 def in_range(name: str, value: Any, low: float, high: float = math.inf, *,
              low_open: bool = False, high_open: bool = True, what: str = "") -> None:
     """Check that every element of ``value`` is a finite number in the given interval."""
-    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    if high == math.inf:
-        interval = f"{'> ' if low_open else '>= '}{low}"
+    interval = (f"{'>' if low_open else '>='} {low}" if high == math.inf
+                else f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
     what = f"a finite number {interval}" + (f" ({what})" if what else "")
     v = _values(name, value, what)
     if v is None:
@@ -91,29 +90,29 @@ def data_pair(name: str, data: Any) -> tuple[jax.Array, jax.Array]:
 
     x: (n, n_in) floating point, finite, n ≥ 1. y: (n,) integer labels ≥ 0, or (n, n_out)
     floating-point targets, finite. The upper bound of the labels needs the network's
-    n_out: `nnjax.network.check_data` checks it.
+    n_out: `nnjax.network.check_data` checks it. The values are checked on the host
+    (NumPy), so that checking compiles nothing.
     """
     if not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise TypeError(f"{name} must be a pair (x, y), got {type(data).__name__}"
                         + (f" of length {len(data)}" if hasattr(data, "__len__") else ""))
     try:
-        x, y = (jnp.asarray(a) for a in data)
+        x, y = (np.asarray(jax.device_get(a)) for a in data)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must hold two numeric arrays (x, y): {e}") from None
-    if x.ndim != 2 or not jnp.issubdtype(x.dtype, jnp.floating) or x.shape[0] == 0:
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating) or x.shape[0] == 0:
         raise ValueError(f"{name}: x must be a non-empty (n, n_in) floating-point array, "
                          f"got shape {x.shape} and dtype {x.dtype}")
-    int_labels = y.ndim == 1 and jnp.issubdtype(y.dtype, jnp.integer)
-    targets = y.ndim == 2 and jnp.issubdtype(y.dtype, jnp.floating)
+    int_labels = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+    targets = y.ndim == 2 and np.issubdtype(y.dtype, np.floating)
     if not (int_labels or targets) or y.shape[0] != x.shape[0]:
         raise ValueError(f"{name}: y must be ({x.shape[0]},) integer labels or ({x.shape[0]}, n_out) "
                          f"floating-point targets to match x's {x.shape[0]} rows, got shape "
                          f"{y.shape} and dtype {y.dtype}")
-    bad_x = int(jnp.sum(~jnp.isfinite(x)))
-    if bad_x:
-        raise ValueError(f"{name}: x holds {bad_x} NaN/Inf values; inputs must be finite")
-    if targets and not bool(jnp.isfinite(y).all()):
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: x holds {x.size - np.isfinite(x).sum()} NaN/Inf values; inputs must be finite")
+    if targets and not np.isfinite(y).all():
         raise ValueError(f"{name}: the targets y hold NaN/Inf values; they must be finite")
-    if int_labels and int(y.min()) < 0:
-        raise ValueError(f"{name}: labels y must be >= 0, got minimum {int(y.min())}")
-    return x, y
+    if int_labels and y.min() < 0:
+        raise ValueError(f"{name}: labels y must be >= 0, got minimum {y.min()}")
+    return jnp.asarray(data[0]), jnp.asarray(data[1])
