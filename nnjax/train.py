@@ -156,7 +156,7 @@ def fit(
                           stochastic=stochastic)
     run_epoch = jax.jit(build_epoch(grad_fn))
     opt_state = optimizer.init(params)
-    _probe(run_epoch, params, opt_state, key, x, y)
+    _probe(run_epoch, grad_fn, params, opt_state, key, x, y, batch_size, stochastic)
     history: dict[str, list] = {"epoch": [], "seconds": []}
     start_epoch, ckpt, steps = 0, None, n // batch_size
     config = {"batch_size": batch_size, "shuffle": shuffle, "stochastic": stochastic,
@@ -196,20 +196,26 @@ def fit(
     return params, history
 
 
-def _probe(run_epoch, params, opt_state, key, x, y) -> None:
-    """Trace one epoch abstractly (no compute) so a mismatch surfaces as a clear error."""
-    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731
+def _probe(run_epoch, grad_fn, params, opt_state, key, x, y, batch_size, stochastic) -> None:
+    """Trace one epoch and one gradient abstractly (no compute), so mismatches fail clearly."""
+    def shapes(tree):
+        return jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), tree)
+
+    def signature(tree):
+        return jax.tree_util.tree_structure(tree), [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(shapes(tree))]
+
+    batch = [jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype) for a in (x, y)]
     try:
-        out, _ = jax.eval_shape(run_epoch, params, opt_state, spec(key), spec(x), spec(y))
+        jax.eval_shape(run_epoch, params, opt_state, *shapes((key, x, y)))
+        grads = jax.eval_shape(grad_fn, params, *batch, *shapes((key,) if stochastic else ()))
     except jax.errors.KeyReuseError:
         raise
     except Exception as err:
         raise ValueError(f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
                          f"the gradient function: one epoch fails to trace with {type(err).__name__}: {err}") from err
-    shapes = lambda t: jax.tree_util.tree_map(lambda a: (a.shape, a.dtype), t)  # noqa: E731
-    if shapes(out) != shapes(params):
-        raise ValueError("the gradient function must return a pytree shaped like params; an epoch turns "
-                         f"params {shapes(params)} into {shapes(out)}")
+    if signature(grads) != signature(params):
+        raise ValueError("the gradient function must return a pytree shaped like params; it turns "
+                         f"params {signature(params)} into gradients {signature(grads)}")
 
 
 def _resume(directory, state, config, key, epochs, resume):

@@ -1,6 +1,6 @@
 """Argument checks shared by the public API: clear errors before any compute.
 
-Not a chapter of the book: network.py trusts its caller, and a wrong shape there surfaces
+Not a chapter of the book: the book's network.py trusts its caller, and a wrong shape there surfaces
 as a numpy broadcasting error deep inside ``backprop``. Here every check raises a
 ``ValueError`` (wrong value) or ``TypeError`` (wrong kind of thing) whose message names
 the argument, what was expected and what was given, before JAX traces or runs anything.

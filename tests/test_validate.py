@@ -108,6 +108,12 @@ def test_fit_argument_errors_spelled_out(tmp_path):
     assert_clear(lambda: fit((x, y), evaluate=evaluate, evaluation_data=(x[:, :5], y)), "evaluation_data")
     assert_clear(lambda: fit((x, y), evaluation_data=(x, y)), "evaluate")
     assert_clear(lambda: fit((x, y), checkpoint_dir=tmp_path, checkpoint_every=0), "checkpoint_every")
+
+    def narrow_grad(params, xb, yb):
+        return tuple({"w": layer["w"][:, :1], "b": layer["b"]} for layer in params)
+
+    assert_clear(lambda: train.fit(PARAMS, narrow_grad, optim.sgd(1.0), (x, y), epochs=1, batch_size=2,
+                                   key=jax.random.key(0)), "the gradient function must return a pytree shaped like params")
     assert_clear(lambda: network.check_data((x, y + 3), NET, "test set"), "test set: labels y must lie in [0, 3)")
     assert_clear(lambda: network.check_data((x, make((10, 4), np.float32)), NET), "targets y have 4 columns")
 
