@@ -91,12 +91,12 @@ def spawn(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def first_epoch(proc: subprocess.Popen) -> None:
-    """Wait until the worker has finished (and checkpointed) its first epoch of this run."""
+def until_epoch(proc: subprocess.Popen, epoch: int) -> None:
+    """Wait until the worker has finished (and checkpointed) epoch ``epoch``."""
     for line in proc.stdout:
-        if line.startswith("epoch"):
+        if line.startswith(f"epoch {epoch}\n"):
             return
-    raise RuntimeError(f"worker exited with {proc.wait()} before finishing an epoch")
+    raise RuntimeError(f"worker exited with {proc.wait()} before finishing epoch {epoch}")
 
 
 def result(proc: subprocess.Popen) -> str:
@@ -109,32 +109,35 @@ def result(proc: subprocess.Popen) -> str:
 
 # ---------------------------------------------------------------- training trials
 
-def determinism(work: Path, n: int) -> dict:
-    """n fresh processes with seed 0 and one with seed 1; time from epoch 0's end to exit of the first."""
-    digests, train_s = [], None
-    for _ in range(n):
+def determinism(work: Path, n: int, epochs: int) -> dict:
+    """n fresh processes with seed 0 and one with seed 1; the first also times its epochs."""
+    digests, seen = [], []
+    for i in range(n):
         proc = spawn("--worker", str(work), "--seed", "0")
-        first_epoch(proc)
-        start = time.perf_counter()
+        if i == 0:
+            for e in range(epochs):
+                until_epoch(proc, e)
+                seen.append(time.perf_counter())
         digests.append(result(proc))
-        train_s = train_s or time.perf_counter() - start
     other = result(spawn("--worker", str(work), "--seed", "1"))
     return {"processes": n, "digests": digests, "identical": len(set(digests)) == 1,
-            "other_seed_digest": other, "other_seed_differs": other != digests[0], "train_s": train_s}
+            "other_seed_digest": other, "other_seed_differs": other != digests[0],
+            "epoch_s": float(np.median(np.diff(seen)))}
 
 
-def kill_resume(work: Path, trials: int, reference: str, train_s: float, rng) -> dict:
+def kill_resume(work: Path, trials: int, epochs: int, reference: str, epoch_s: float, rng) -> dict:
     """Kill a checkpointing run at a random moment of its training, resume it, compare digests.
 
-    The moment is uniform over the training after the first epoch (start-up and compiling
-    take most of a short run's wall time, and a kill there leaves nothing to resume from).
+    The moment: after a random epoch e in [0, epochs − 2] has been checkpointed, a random
+    fraction of an epoch's time later, so that kills fall all over the training, checkpoint
+    writes included (before the first checkpoint there is nothing to resume from).
     """
     rows = []
     for t in range(trials):
         ckpt = work / f"kill{t}"
         proc = spawn("--worker", str(work), "--seed", "0", "--checkpoint-dir", str(ckpt))
-        first_epoch(proc)
-        delay = float(rng.uniform(0, train_s))
+        after_epoch, delay = int(rng.integers(0, epochs - 1)), float(rng.uniform(0, epoch_s))
+        until_epoch(proc, after_epoch)
         try:
             proc.wait(timeout=delay)
             killed = False
@@ -144,8 +147,8 @@ def kill_resume(work: Path, trials: int, reference: str, train_s: float, rng) ->
             killed = True
         saved = checkpoint.list_checkpoints(ckpt)
         digest = result(spawn("--worker", str(work), "--seed", "0", "--checkpoint-dir", str(ckpt)))
-        rows.append({"kill_after_s": delay, "killed": killed, "resumed_from_epoch": int(saved[-1].stem[6:]),
-                     "equal": digest == reference})
+        rows.append({"after_epoch": after_epoch, "delay_s": delay, "killed": killed,
+                     "resumed_from_epoch": int(saved[-1].stem[6:]), "equal": digest == reference})
     return {"trials": trials, "killed": sum(r["killed"] for r in rows), "equal": sum(r["equal"] for r in rows),
             "resumed_from_epochs": sorted(r["resumed_from_epoch"] for r in rows), "runs": rows}
 
@@ -313,7 +316,7 @@ def markdown(r: dict) -> str:
     k, d, n, o = r["kill_resume"], r["determinism"], r["nan_injection"], r["overhead"]
     lines = ["| trial | result |", "|---|---|",
              f"| SIGKILL at a random moment of training, then resume | {k['equal']}/{k['trials']} final digests equal "
-             f"the uninterrupted run's ({k['killed']} runs killed before they finished; resumed from epochs "
+             f"the uninterrupted run's ({k['killed']} killed before they finished; resumed from epochs "
              f"{k['resumed_from_epochs']}) |",
              f"| same seed in {d['processes']} fresh processes | {'identical' if d['identical'] else 'DIFFERENT'} "
              f"digests; another seed {'differs' if d['other_seed_differs'] else 'DOES NOT differ'} |"]
@@ -372,10 +375,10 @@ def main(argv=None) -> dict | None:
         (work / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
         for a, values in zip("xy", training):
             np.save(work / f"{a}.npy", values, allow_pickle=False)
-        det = determinism(work, counts["processes"])
+        det = determinism(work, counts["processes"], cfg.epochs)
         report = {
             "determinism": det,
-            "kill_resume": kill_resume(work, counts["kills"], det["digests"][0], det["train_s"], rng),
+            "kill_resume": kill_resume(work, counts["kills"], cfg.epochs, det["digests"][0], det["epoch_s"], rng),
             "corrupt_files": corrupt_files(data_dir, work, counts["corrupt"], rng),
             "interrupted_downloads": interrupted_downloads(data_dir, work, counts["downloads"], rng),
             "nan_injection": nan_injection(cfg, training, work, rng),

@@ -189,3 +189,24 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     again, history2 = run(tmp_path, epochs=3, resume=True)
     assert checkpoint.tree_digest(again) == checkpoint.tree_digest(params)
     assert history2 == history
+
+
+# ---------------------------------------------------------------- the command line
+
+@pytest.mark.mnist
+def test_cli_resume_continues_a_run_exactly(tmp_path, mnist_dir):
+    from experiments import ch1
+
+    def accuracy(epochs, out, *extra):
+        args = ["--quick", "--only", "1e", "--quiet", "--set", f"epochs={epochs}", "--out", str(tmp_path / out),
+                "--data-dir", str(mnist_dir), *extra]
+        return ch1.main(args)[0]["per_seed"][0]["accuracy"]
+
+    straight = accuracy(3, "straight")
+    ckpt = ["--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert accuracy(2, "first", *ckpt) == straight[:2]
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "ckpt" / "1e" / "seed0")] == \
+        ["epoch-000001.ckpt", "epoch-000002.ckpt"]
+    assert accuracy(3, "resumed", *ckpt, "--resume") == straight
+    with pytest.raises(CheckpointError, match="run.eta: 3.0 in the checkpoint, 2.0 now"):
+        accuracy(3, "other", *ckpt, "--resume", "--set", "eta=2")
