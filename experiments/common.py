@@ -141,12 +141,13 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[dict], None]:
-    """A per-epoch line in the book's style with elapsed time and ETA."""
-    start = time.perf_counter()
+    """A per-epoch line in the book's style with elapsed time and ETA (also after a resume)."""
+    start, first = time.perf_counter(), []
 
     def show(r: dict) -> None:
         elapsed = time.perf_counter() - start
-        eta_s = elapsed / (r["epoch"] + 1) * (total_epochs - r["epoch"] - 1)
+        first[:] = first or [r["epoch"]]  # a resumed run's first epoch here is not 0
+        eta_s = elapsed / (r["epoch"] + 1 - first[0]) * (total_epochs - r["epoch"] - 1)
         acc = f"{r['evaluation_accuracy']} / {n_eval}" if "evaluation_accuracy" in r else "complete"
         print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} s, ETA {eta_s:.1f} s)",
               flush=True)
