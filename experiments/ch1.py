@@ -1,6 +1,7 @@
 """Chapter 1: network.py's sigmoid networks on MNIST, and the non-neural baselines.
 
     python -m experiments.ch1 [--quick] [--seeds N] [--out DIR] [--only 1a,B2] [--svm]
+                              [--set FIELD=VALUE] [--checkpoint-dir DIR [--resume]]
 
 Runs 1a–1e and baselines B1–B3 of BOOK.md and writes DIR/ch1.json and DIR/ch1.md.
 Networks: sigmoid everywhere, quadratic cost, W, b ~ N(0, 1), mini-batch 10, 30 epochs,
@@ -74,7 +75,7 @@ def baselines(mnist: data.MNIST, seeds, *, svm: bool, svm_n: int | None) -> list
 
 
 def main(argv=None) -> list[dict]:
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]))
     p.add_argument("--svm", action="store_true", help="also run B3, the scikit-learn SVM (minutes on 50k)")
     p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
     args = p.parse_args(argv)
@@ -89,6 +90,8 @@ def main(argv=None) -> list[dict]:
         svm = "B3" in ids and (args.svm or args.only is not None)
         svm_n = args.svm_n or (1000 if args.quick else None)
         records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
+    if args.merge:
+        records = common.merge_saved(args.out, "ch1", records, [c.id for c in RUNS] + ["B1", "B2", "B3"])
     path = common.write_results(args.out, "ch1", records)
     print(common.markdown_table(records))
     print(f"wrote {path}")

@@ -163,10 +163,8 @@ def nan_injection(cfg: RunConfig, training, work: Path, rng) -> dict:
         raise AssertionError("the injected NaN was not caught")
     except guard.NonFiniteError as e:
         caught, message = e.step, str(e)
-    params = init.init_params(jax.random.key(0), cfg.sizes)  # any params of the right shapes
-    like = {"params": params, "opt_state": optax.chain(optim.sgd(cfg.eta), nan_at_step(k)).init(params),
-            "key": jax.random.key(0)}
-    saved = checkpoint.restore(ckpt, like)
+    saved = train.load_checkpoint(ckpt, init.init_params(jax.random.key(0), cfg.sizes),  # params of the right shapes
+                                  optax.chain(optim.sgd(cfg.eta), nan_at_step(k)), jax.random.key(0))
     clean = train_run(cfg, training, 0, epochs=saved.epoch)
     return {"injected_step": k, "caught_step": caught, "message": message, "checkpoint_epoch": saved.epoch,
             "expected_checkpoint_epoch": k // steps, "checkpoint_finite": bool(guard.all_finite(saved.state)),

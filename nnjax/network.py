@@ -55,16 +55,16 @@ class Network:
             if not isinstance(value, kind):
                 raise TypeError(f"Network {field} must be a {kind.__name__} such as {module}.get(name), "
                                 f"got {type(value).__name__} {value!r}")
-        if self.activation.name == "softmax":
+        if self.activation.name.startswith("softmax"):
             raise ValueError("softmax can only be the output layer, not the hidden activation: "
                              "use output=activations.SOFTMAX")
         if self.cost.output is not None and self.cost.output != self.output.name:
             raise ValueError(
                 f"the {self.cost.name} cost is defined for a {self.cost.output} output layer, "
                 f"but this network's output is {self.output.name}: pass output="
-                f"activations.{self.cost.output.upper()} or choose another cost"
+                f"activations.get({self.cost.output!r}) or choose another cost"
             )
-        if self.output.name == "softmax" and self.cost.name != "log_likelihood":
+        if self.output.name.startswith("softmax") and not self.cost.name.startswith("log_likelihood"):
             raise ValueError(
                 "a softmax output layer pairs with the log_likelihood cost (ch3); "
                 f"got cost {self.cost.name!r}"

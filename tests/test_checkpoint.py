@@ -184,6 +184,24 @@ def test_resume_refuses_other_settings(tmp_path):
         run(tmp_path, epochs=1, resume=True, checkpoint_config={"eta": 3.0})
 
 
+@pytest.mark.parametrize("rule", [{"halve_eta_after": 1}, {"stop_after": 2}])
+def test_resume_keeps_the_eta_schedule_and_early_stopping(tmp_path, rule):
+    straight, history = run(epochs=12, **rule)
+    if "halve_eta_after" in rule:
+        assert len(set(history["learning_rate"][:4])) > 1 and len(set(history["learning_rate"])) > 2
+    ran = len(history["epoch"])
+    assert 3 < ran < 12 if "stop_after" in rule else True
+    run(tmp_path / "a", epochs=3 if "halve_eta_after" in rule else ran - 1, **rule)
+    resumed, resumed_history = run(tmp_path / "a", epochs=12, resume=True, **rule)
+    assert checkpoint.tree_digest(resumed) == checkpoint.tree_digest(straight)
+    assert without_seconds(resumed_history) == without_seconds(history)
+    run(tmp_path / "b", epochs=12, **rule)  # a run that the rule ended stays ended
+    again, again_history = run(tmp_path / "b", epochs=20, resume=True, **rule)
+    if len(history["epoch"]) < 12:
+        assert checkpoint.tree_digest(again) == checkpoint.tree_digest(straight)
+        assert without_seconds(again_history) == without_seconds(history)
+
+
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     params, history = run(tmp_path, epochs=3)
     again, history2 = run(tmp_path, epochs=3, resume=True)

@@ -59,10 +59,8 @@ def test_nan_update_is_caught_at_its_step(tmp_path, k):
     assert [p.name for p in saved][-1:] == ([f"epoch-{k // STEPS:06d}.ckpt"] if k >= STEPS else [])
     if saved:
         assert str(saved[-1]) in msg and e.checkpoint == saved[-1]
-        params = init.init_params(jax.random.key(0), NET.sizes)
-        like = {"params": params, "opt_state": optax.chain(optim.sgd(3.0), nan_at_step(k)).init(params),
-                "key": jax.random.key(1)}
-        restored = checkpoint.restore(tmp_path, like).state
+        restored = train.load_checkpoint(tmp_path, init.init_params(jax.random.key(0), NET.sizes),
+                                         optax.chain(optim.sgd(3.0), nan_at_step(k)), jax.random.key(1)).state
         clean = train.fit(init.init_params(jax.random.key(0), NET.sizes, "large"), autodiff.make_grad(NET),
                           optim.sgd(3.0), problem(), epochs=k // STEPS, batch_size=BATCH, key=jax.random.key(1))[0]
         assert guard.all_finite(restored)

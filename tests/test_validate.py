@@ -169,6 +169,14 @@ BAD_FIELDS = {
     "cost": ["bogus", "log_likelihood"],
     "evaluate_on": ["train", ""],
     "gradient": ["numeric"],
+    "lmbda": [-1.0, math.nan, "0.1"],
+    "momentum": [1.0, -0.1, math.nan],
+    "eval_size": [0, 2.5],
+    "stop_after": [0, -1, 1.5],
+    "halve_eta_after": [0, True],
+    "seeds": [0, "3"],
+    "l1": ["yes", 1],
+    "monitor_training": [None, 0],
 }
 
 
@@ -189,8 +197,11 @@ def test_unknown_config_fields(name, value):
 
 
 def test_override_parses_and_checks():
-    cfg = common.override(VALID, ["eta=0.5", "sizes=784,100,10", "train_size=1000", "book=none"])
-    assert (cfg.eta, cfg.sizes, cfg.train_size, cfg.book) == (0.5, (784, 100, 10), 1000, None)
+    cfg = common.override(VALID, ["eta=0.5", "sizes=784,100,10", "train_size=1000", "book=none", "l1=True",
+                                  "lmbda=5"])
+    assert (cfg.eta, cfg.sizes, cfg.train_size, cfg.book, cfg.l1, cfg.lmbda) == (0.5, (784, 100, 10), 1000, None,
+                                                                                 True, 5.0)
+    assert_clear(lambda: common.override(VALID, ["l1=yes"]), "l1")
     assert_clear(lambda: common.override(VALID, ["eta"]), "FIELD=VALUE")
     assert_clear(lambda: common.override(VALID, ["sizes=784,x"]), "sizes")
     assert_clear(lambda: common.override(VALID, ["epochs=many"]), "epochs")
