@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import time
+import typing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from nnjax import activations, autodiff, backprop, costs, data, init, network, optim, train
+from nnjax import activations, autodiff, backprop, costs, data, init, network, optim, train, validate
 from nnjax.network import Network
 
 
@@ -59,13 +60,76 @@ class RunConfig:
     halve_eta_after: int | None = None  # η schedule: halve η after this many epochs without a new best
     seeds: int | None = None  # a fixed number of seeds for this run (None: the --seeds option)
 
+    def __post_init__(self):
+        """Check every field before anything runs; errors name the field, expected and got."""
+        if not (isinstance(self.id, str) and self.id):
+            raise ValueError(f"RunConfig id must be a non-empty string, got {self.id!r}")
+        validate.positive("eta", self.eta, "the learning rate η")
+        validate.integer("epochs", self.epochs, 1)
+        validate.integer("batch_size", self.batch_size, 1)
+        if self.train_size is not None:
+            validate.integer("train_size", self.train_size, self.batch_size)
+        validate.non_negative("lmbda", self.lmbda, "the regularisation parameter λ")
+        validate.probability("momentum", self.momentum, "the momentum coefficient μ")
+        for field in ("eval_size", "stop_after", "halve_eta_after", "seeds"):
+            if getattr(self, field) is not None:
+                validate.integer(field, getattr(self, field), 1)
+        for field in ("l1", "monitor_training"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(f"RunConfig {self.id}: {field} must be True or False, got {getattr(self, field)!r}")
+        for field, choices in (("init", init.BY_NAME), ("activation", activations.BY_NAME),
+                               ("output", activations.BY_NAME), ("cost", costs.BY_NAME),
+                               ("evaluate_on", ("test", "validation")), ("gradient", GRADIENTS)):
+            if not (isinstance(getattr(self, field), str) and getattr(self, field) in choices):
+                raise ValueError(f"RunConfig {self.id}: {field} must be one of {sorted(choices)}, "
+                                 f"got {getattr(self, field)!r}")
+        self.network()  # sizes, and the pairing of output layer and cost
+
     def network(self) -> Network:
         return Network(
-            tuple(self.sizes),
+            self.sizes,
             activations.get(self.activation),
             activations.get(self.output),
             costs.get(self.cost),
         )
+
+
+GRADIENTS = ("backprop", "autodiff")
+
+
+def override(cfg: RunConfig, assignments: Sequence[str]) -> RunConfig:
+    """``cfg`` with ``--set FIELD=VALUE`` overrides applied, each parsed by the field's type.
+
+    Unknown fields, unparsable values and impossible settings raise ValueError naming the
+    field. Sizes are comma-separated (``sizes=784,100,10``); ``none`` clears an optional field.
+    """
+    fields = {f.name: f.type for f in dataclasses.fields(cfg)}
+    changes = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. eta=0.5")
+        if name not in fields:
+            raise ValueError(f"--set {name}: unknown config field; the fields are {sorted(fields)}")
+        kind = fields[name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if len(args) == 1 and type(None) in typing.get_args(kind):  # X | None
+            if text.lower() == "none":
+                changes[name] = None
+                continue
+            kind = args[0]
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"--set {name}={text}: expected true or false")
+            changes[name] = text.lower() == "true"
+            continue
+        sizes = typing.get_origin(kind) is tuple
+        try:
+            changes[name] = tuple(int(v) for v in text.split(",")) if sizes else kind(text)
+        except ValueError:
+            expected = "comma-separated integers" if sizes else f"a value of type {kind.__name__}"
+            raise ValueError(f"--set {name}={text}: expected {expected}") from None
+    return dataclasses.replace(cfg, **changes)
 
 
 def gradient_fn(net: Network, method: str):
@@ -74,7 +138,7 @@ def gradient_fn(net: Network, method: str):
         return backprop.make_grad(net)
     if method == "autodiff":
         return autodiff.make_grad(net)
-    raise ValueError(f"unknown gradient method {method!r}; choose 'backprop' or 'autodiff'")
+    raise ValueError(f"unknown gradient method {method!r}; choose one of {GRADIENTS}")
 
 
 def environment() -> dict[str, Any]:
@@ -99,12 +163,13 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[dict], None]:
-    """A per-epoch line in the book's style with elapsed time and ETA."""
-    start = time.perf_counter()
+    """A per-epoch line in the book's style with elapsed time and ETA (also after a resume)."""
+    start, first = time.perf_counter(), []
 
     def show(r: dict) -> None:
         elapsed = time.perf_counter() - start
-        eta_s = elapsed / (r["epoch"] + 1) * (total_epochs - r["epoch"] - 1)
+        first[:] = first or [r["epoch"]]  # a resumed run's first epoch here is not 0
+        eta_s = elapsed / (r["epoch"] + 1 - first[0]) * (total_epochs - r["epoch"] - 1)
         acc = f"{r['evaluation_accuracy']} / {n_eval}" if "evaluation_accuracy" in r else "complete"
         print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} s, ETA {eta_s:.1f} s)",
               flush=True)
@@ -137,28 +202,37 @@ def penalty_for(cfg: RunConfig):
 
 
 def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbose: bool = True,
-              optimizer=None, monitor_training: bool = False) -> list[dict]:
+              optimizer=None, monitor_training: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+              checkpoint_every: int = 1, resume: bool = False) -> list[dict]:
     """Train ``cfg`` once per seed; return one dict per seed with its history.
 
     The seed s gives the key ``jax.random.key(s)``, split into the initialisation key and
     the shuffling key. ``optimizer`` defaults to `optimizer_for` (plain SGD with η unless
     the config regularises or uses momentum).
+    With ``checkpoint_dir``, seed s of run ``cfg.id`` checkpoints into
+    ``checkpoint_dir/<id>/seed<s>`` (see `nnjax.train.fit`), and ``resume`` continues there.
     """
     net = cfg.network()
     grad = gradient_fn(net, cfg.gradient)
     training, evaluation = select_data(mnist, cfg)
+    training = network.check_data(training, net, f"{cfg.id} training data")
+    evaluation = network.check_data(evaluation, net, f"{cfg.id} evaluation data")
+    pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
     out = []
     for s in seeds:
         k_init, k_train = jax.random.split(jax.random.key(s))
         params = init.init_params(k_init, net.sizes, cfg.init)
         show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
         start = time.perf_counter()
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
         _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
                             epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
                             evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
                             monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
                             penalty=penalty_for(cfg), stop_after=cfg.stop_after,
-                            halve_eta_after=cfg.halve_eta_after)
+                            halve_eta_after=cfg.halve_eta_after,
+                            checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
+                            checkpoint_config=pinned | {"seed": s}, resume=resume)
         acc = [percent(c, len(evaluation[1])) for c in hist["evaluation_accuracy"]]
         out.append({
             "seed": s,
@@ -250,7 +324,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every chapter script takes."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every run")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per run (default 3): seeds 0..N-1")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per run (default 3): seeds 0..N-1")
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
     p.add_argument("--only", default=None, help="comma-separated BOOK.md ids to run (default: all)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
@@ -262,12 +336,41 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_run_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--set``, ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``, for a script
+    that applies them with `check_args` and passes the checkpoint options to `run_seeds`."""
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field of every selected run, e.g. --set eta=0.5 (repeatable)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="write checkpoints of every run there (DIR/<id>/seed<s>/epoch-NNNNNN.ckpt)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs between checkpoints (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each run from its newest checkpoint in --checkpoint-dir (bit-identical result)")
+    return p
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """The common options' cross-checks, and ``configs`` with ``--set`` applied; exits clearly on error."""
+    if args.resume and args.checkpoint_dir is None:
+        p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
+    try:
+        return [override(c, args.set) for c in configs]
+    except (ValueError, TypeError) as e:
+        p.error(str(e))
+
+
 def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
     """The run ids named by ``--only`` (all when None), failing clearly on unknown ids."""
     if only is None:
         return set(known)
     wanted = {s.strip() for s in only.split(",") if s.strip()}
     unknown = sorted(wanted - set(known))
-    if unknown:
-        raise SystemExit(f"error: unknown run id(s) {unknown}; this chapter has {list(known)}")
+    if unknown or not wanted:
+        raise SystemExit(f"error: --only {only!r}: unknown run id(s) {unknown}; this chapter has {list(known)}")
     return wanted

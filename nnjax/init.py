@@ -20,6 +20,8 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+from nnjax import validate
+
 Array = jax.Array
 Layer = dict[str, Array]
 LayerInit = Callable[[Array, int, int], Layer]
@@ -90,10 +92,18 @@ def init_params(
     Returns a tuple with one ``{"w", "b"}`` dict per layer after the input layer. Each
     layer draws from its own key, split from ``key``.
     """
-    if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
+    validate.prng_key("key", key)
+    if (not isinstance(sizes, Sequence) or len(sizes) < 2
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes)):
         raise ValueError(
             f"sizes must list at least two positive integers (input, ..., output), got {sizes!r}"
         )
+    try:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise ValueError(f"dtype must be a floating-point type, got {dtype!r}")
     if isinstance(layer_init, str):
         layer_init = get(layer_init)
     keys = jax.random.split(key, len(sizes) - 1)
