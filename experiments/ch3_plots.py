@@ -12,11 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from experiments.plotting import plt, save
 
 
 def percent(counts, n):
@@ -52,10 +50,7 @@ def overfitting(record: dict, path: Path, title: str) -> Path:
         a.set(xlabel="epoch", title=label)
         a.grid(alpha=0.3)
     fig.suptitle(f"{title}  (peak test accuracy {record['best']:.2f}%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def init_comparison(records: dict, path: Path) -> Path:
@@ -69,10 +64,7 @@ def init_comparison(records: dict, path: Path) -> Path:
         hidden = "30" if net == "3k" else "100"
         a.set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"{net}: [784, {hidden}, 10], η 0.1, λ 5")
         tidy(a)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def multiple_eta(records: dict, path: Path) -> Path:
@@ -83,10 +75,7 @@ def multiple_eta(records: dict, path: Path) -> Path:
             a.plot(x + 1, y, label=f"η = {rec['config']['eta']}")
     a.set(xlabel="epoch", ylabel="training cost (with L2 term)", title="3m: [784, 30, 10], λ 5, default init")
     tidy(a)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def more_data(records: dict, path: Path) -> Path:
@@ -98,10 +87,7 @@ def more_data(records: dict, path: Path) -> Path:
     a.set(xscale="log", xlabel="training set size N", ylabel="validation accuracy (%)", title="more data")
     a.legend()
     a.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def ours(records: dict, path: Path) -> Path:
@@ -140,10 +126,7 @@ def ours(records: dict, path: Path) -> Path:
     for a in axes.flat:
         a.set(xlabel="epoch", ylabel="accuracy (%)")
         tidy(a, fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_all(json_path) -> list[Path]:
