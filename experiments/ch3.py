@@ -28,7 +28,9 @@ from nnjax import data, init, network, optim, sweep, train
 CE = dict(cost="cross_entropy", batch_size=10)
 LARGE, DEFAULT = dict(init="large", **CE), dict(init="default", **CE)
 VAL = dict(evaluate_on="validation")
-BROAD = dict(train_size=1000, eval_size=100, epochs=30, **VAL, **DEFAULT)  # the broad-strategy probes
+# the broad-strategy probes; 3o's weights overflow (decay factor 1 − ηλ/n = −9), and the
+# book reports the chance-level result of running on, so the NaN guard is off for them
+BROAD = dict(train_size=1000, eval_size=100, epochs=30, nan_guard=False, **VAL, **DEFAULT)
 
 RUNS = [
     RunConfig("3a", (784, 30, 10), eta=0.5, epochs=30, book=95.49, monitor_training=True, **LARGE),
@@ -279,7 +281,6 @@ def summary_md(records: list[dict]) -> str:
 def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.add_argument("--svm-max", type=int, default=50_000, help="3j: largest SVC training set (default 50,000)")
-    p.add_argument("--merge", action="store_true", help="keep other ids' records already in DIR/ch3.json")
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = p.parse_args(argv)
     run = common.parse_only(args.only, IDS)
