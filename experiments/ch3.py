@@ -26,7 +26,9 @@ from nnjax import data, init, network, optim, sweep, train
 CE = dict(cost="cross_entropy", batch_size=10)
 LARGE, DEFAULT = dict(init="large", **CE), dict(init="default", **CE)
 VAL = dict(evaluate_on="validation")
-BROAD = dict(train_size=1000, eval_size=100, epochs=30, **VAL, **DEFAULT)  # the broad-strategy probes
+# the broad-strategy probes; 3o's weights overflow (decay factor 1 − ηλ/n = −9), and the
+# book reports the chance-level result of running on, so the NaN guard is off for them
+BROAD = dict(train_size=1000, eval_size=100, epochs=30, nan_guard=False, **VAL, **DEFAULT)
 
 RUNS = [
     RunConfig("3a", (784, 30, 10), eta=0.5, epochs=30, book=95.49, monitor_training=True, **LARGE),

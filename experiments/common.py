@@ -59,6 +59,7 @@ class RunConfig:
     stop_after: int | None = None  # early stopping: end after this many epochs without a new best
     halve_eta_after: int | None = None  # η schedule: halve η after this many epochs without a new best
     seeds: int | None = None  # a fixed number of seeds for this run (None: the --seeds option)
+    nan_guard: bool = True  # stop at the first NaN/Inf; False runs on with them, as network2.py does
 
     def __post_init__(self):
         """Check every field before anything runs; errors name the field, expected and got."""
@@ -74,7 +75,7 @@ class RunConfig:
         for field in ("eval_size", "stop_after", "halve_eta_after", "seeds"):
             if getattr(self, field) is not None:
                 validate.integer(field, getattr(self, field), 1)
-        for field in ("l1", "monitor_training"):
+        for field in ("l1", "monitor_training", "nan_guard"):
             if not isinstance(getattr(self, field), bool):
                 raise TypeError(f"RunConfig {self.id}: {field} must be True or False, got {getattr(self, field)!r}")
         for field, choices in (("init", init.BY_NAME), ("activation", activations.BY_NAME),
@@ -230,7 +231,7 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
                             evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
                             monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
                             penalty=penalty_for(cfg), stop_after=cfg.stop_after,
-                            halve_eta_after=cfg.halve_eta_after,
+                            halve_eta_after=cfg.halve_eta_after, nan_guard=cfg.nan_guard,
                             checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
                             checkpoint_config=pinned | {"seed": s}, resume=resume)
         acc = [percent(c, len(evaluation[1])) for c in hist["evaluation_accuracy"]]

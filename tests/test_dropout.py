@@ -10,6 +10,7 @@ from nnjax import activations, autodiff, costs, dropout, init, network, optim, t
 from nnjax.network import Network
 
 NET = Network((6, 5, 4, 3), activations.SIGMOID, activations.SOFTMAX, costs.LOG_LIKELIHOOD)
+pytestmark = pytest.mark.usefixtures("check_key_reuse")  # a key used twice fails (clone where intended)
 
 
 def test_drop_zeroes_a_fraction_p_and_keeps_the_rest_unchanged():
@@ -30,7 +31,8 @@ def test_inverted_dropout_scales_kept_units_and_preserves_the_mean():
 def test_masks_follow_the_key():
     a = jnp.ones((50,))
     k1, k2 = jax.random.key(3), jax.random.key(4)
-    np.testing.assert_array_equal(dropout.drop(k1, a, 0.5), dropout.drop(k1, a, 0.5))
+    same = [dropout.drop(jax.random.clone(k1), a, 0.5) for _ in range(2)]
+    np.testing.assert_array_equal(*same)
     assert not np.array_equal(dropout.drop(k1, a, 0.5), dropout.drop(k2, a, 0.5))
 
 
@@ -71,11 +73,12 @@ def test_dropout_gradient_is_that_of_the_thinned_network():
     x = jax.random.uniform(jax.random.key(12), (1, 6), jnp.float64)
     y = jnp.array([2])
     key, p = jax.random.key(13), 0.5
-    keys = jax.random.split(key, len(params))
+    keys = jax.random.split(jax.random.clone(key), len(params))  # the masks dropout.cost draws from key
     masks = [None] + [dropout.keep_mask(keys[l], (1, NET.sizes[l]), p)[0] for l in (1, 2)]
     thinned = tuple(layer if l == 0 else {**layer, "w": layer["w"] * masks[l][None, :]}
                     for l, layer in enumerate(params))
-    np.testing.assert_allclose(dropout.cost(params, x, y, NET, key, p), network.cost(thinned, x, y, NET), rtol=1e-12)
+    np.testing.assert_allclose(dropout.cost(params, x, y, NET, jax.random.clone(key), p),
+                               network.cost(thinned, x, y, NET), rtol=1e-12)
     g_drop = jax.jit(dropout.make_grad(NET, p))(params, x, y, key)
     g_thin = jax.jit(autodiff.make_grad(NET))(thinned, x, y)
     for l in (1, 2):  # weights from dropped units get no gradient

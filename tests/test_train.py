@@ -22,6 +22,7 @@ def toy(n=200, seed=0):
 
 
 NET = Network((4, 5, 2))
+pytestmark = pytest.mark.usefixtures("check_key_reuse")  # shuffling and per-step keys must never reuse a key
 
 
 def test_step_is_the_books_update_rule():
