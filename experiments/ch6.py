@@ -79,8 +79,8 @@ ORDER = {c.id: i for i, c in enumerate(RUNS)}
 
 
 def quick(cfg: ConvConfig) -> ConvConfig:
-    """The smoke version: one epoch on 500 training images, 500 evaluation images, ≤ 2 members."""
-    return dataclasses.replace(cfg, epochs=1, train_size=500, eval_size=500, members=min(cfg.members, 2))
+    """The smoke version: one epoch on 200 training images, 500 evaluation images, ≤ 2 members."""
+    return dataclasses.replace(cfg, epochs=1, train_size=200, eval_size=500, members=min(cfg.members, 2))
 
 
 def override(cfg: ConvConfig, settings: list[str]) -> ConvConfig:
@@ -185,8 +185,8 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) ->
         zv, zt = outputs(params, xv), outputs(params, xt)  # (members, n, 10)
         pred_v, pred_t = jnp.argmax(zv, -1), jnp.argmax(zt, -1)
         if len(seeds) > 1:
-            hist["member_validation_accuracy"].append((100 * jnp.mean(pred_v == yv, axis=1)).tolist())
-            hist["member_test_accuracy"].append((100 * jnp.mean(pred_t == yt, axis=1)).tolist())
+            hist["member_validation_accuracy"].append((100 * jnp.mean(pred_v == yv[None], axis=1)).tolist())
+            hist["member_test_accuracy"].append((100 * jnp.mean(pred_t == yt[None], axis=1)).tolist())
             for name, z, yy in (("validation", zv, yv), ("test", zt, yt)):
                 mp = ensemble.mean_probability(jax.nn.softmax(z, axis=-1))
                 hist[f"mean_probability_{name}_accuracy"].append(float(100 * jnp.mean(mp == yy)))
@@ -199,7 +199,8 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) ->
         if val > best[0]:
             wrong = np.flatnonzero(np.asarray(pred_t != yt))
             errors = [[int(i), int(yt[i]), int(pred_t[i])] for i in wrong]
-            convs = [np.asarray(p["w"]) for spec, p in zip(cfg.arch(), params) if spec[0] == "conv"]
+            convs = [np.asarray(p["w"] if len(seeds) == 1 else p["w"][0])  # an ensemble's first member
+                     for spec, p in zip(cfg.arch(), params) if spec[0] == "conv"]
             best = (val, dict(best_validation_epoch=e, best_validation=val, errors=errors, filters=convs))
         if show:
             show({"epoch": e, "evaluation_accuracy": int(round(val * len(yv) / 100)), "seconds": hist["seconds"][-1]})
