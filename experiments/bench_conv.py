@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
@@ -72,7 +71,7 @@ def main(argv=None) -> dict:
     if unknown:
         raise SystemExit(f"error: unknown variants {sorted(unknown)}; choose from {VARIANTS}")
     result = {"images": args.images, "rounds": args.rounds, **common.environment(), "nets": {}}
-    for net_id in common.parse_only(args.nets, list(NETS)):
+    for net_id in [n for n in NETS if n in common.parse_only(args.nets, list(NETS))]:
         result["nets"][net_id] = time_epochs(net_id, args.images, args.rounds, variants)
         for v, t in result["nets"][net_id].items():
             print(f"{net_id} {v:16s} best {t['best_s']:6.2f} s  median {t['median_s']:6.2f} s per 50k epoch", flush=True)

@@ -168,6 +168,8 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) ->
     if len(seeds) == 1:
         params, k_train = jax.tree_util.tree_map(lambda a: a[0], params), k_train[0]
     opt_state = opt.init(params) if len(seeds) == 1 else jax.vmap(opt.init)(params)
+    if len(seeds) > 1 and len(seeds) % jax.device_count() == 0:  # members split over several devices
+        params, opt_state, k_train = ensemble.shard_members((params, opt_state, k_train))
     label = f"{cfg.id} seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))}"
     show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
     hist = {"validation_accuracy": [], "test_accuracy": [], "seconds": []}
@@ -205,6 +207,10 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) ->
         if show:
             show({"epoch": e, "evaluation_accuracy": int(round(val * len(yv) / 100)), "seconds": hist["seconds"][-1]})
     at = best[1]
+    if len(seeds) > 1:  # each member on its own, as if trained alone: test at its best-validation epoch
+        member_val, member_test = np.array(hist["member_validation_accuracy"]), np.array(hist["member_test_accuracy"])
+        at["member_" + METRIC] = member_test[np.argmax(member_val, axis=0), np.arange(len(seeds))].tolist()
+        at["mean_probability_" + METRIC] = hist["mean_probability_test_accuracy"][at["best_validation_epoch"]]
     return {"seeds": seeds, METRIC: hist["test_accuracy"][at["best_validation_epoch"]], **at,
             "peak_test": max(hist["test_accuracy"]), "final_test": hist["test_accuracy"][-1],
             "history": hist, "wall_s": time.perf_counter() - start}

@@ -21,6 +21,7 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     ens = saved[1]
     assert ens["config"]["members"] == 2 and ens["per_seed"][0]["seeds"] == [0, 1]
     assert len(ens["per_seed"][0]["history"]["member_test_accuracy"][0]) == 2
+    assert len(ens["per_seed"][0]["member_test_at_best_validation"]) == 2
     assert ens["train_images"] == 1000  # 200 images and their 4 shifts
     assert (tmp_path / "ch6_6c_filters.npz").exists() and (tmp_path / "ch6.md").exists()
     paths = ch6_plots.main(["--out", str(tmp_path), "--data-dir", str(mnist_dir)])
