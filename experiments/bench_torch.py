@@ -9,7 +9,8 @@ log-likelihood cost; 6b sigmoid with η = 0.1, 6f ReLU with η = 0.03 and networ
 loop (``loss.backward(); opt.step()`` per mini-batch, ``torch.optim.SGD`` with weight
 decay λm/n on the weights); nnjax runs one jitted `lax.scan` epoch
 (`experiments.bench_conv.epoch_fn`). The two alternate in one process, ``--rounds``
-times, so load from other processes hits both alike; times are scaled to 50,000 images.
+times, so load from other processes hits both alike; wall and CPU (process) times are
+scaled to 50,000 images. The speed-up is taken against the fastest PyTorch thread count.
 Needs PyTorch (``pip install 'nnjax[bench]'``, the CPU wheel).
 """
 
