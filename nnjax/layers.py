@@ -19,6 +19,7 @@ returns the weighted input z^L; a^L = softmax(z^L) is taken by the log-likelihoo
 (stably, through log-softmax, `nnjax.costs`) and by `nnjax.convnet.probabilities`.
 """
 
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -129,22 +130,17 @@ def MaxPool(size: int = 2) -> Layer:
 
 def Activation(name: str) -> Layer:
     """Elementwise a = σ(z) for σ in "sigmoid", "tanh", "relu", "linear" (`nnjax.activations`)."""
-    fn = activations.get(name).fn
     if name == "softmax":
         raise ValueError("use the Softmax output layer, not Activation('softmax')")
+    fn = activations.get(name).fn
     return Layer(lambda key, in_shape: (in_shape, ()), lambda params, x, key=None: fn(x))
 
 
 def Flatten() -> Layer:
     """Reshape each example to a vector (row-major over H, W, C)."""
 
-    def init_fn(key, in_shape):
-        n = 1
-        for d in in_shape:
-            n *= d
-        return (n,), ()
-
-    return Layer(init_fn, lambda params, x, key=None: x.reshape(x.shape[0], -1))
+    return Layer(lambda key, in_shape: ((math.prod(in_shape),), ()),
+                 lambda params, x, key=None: x.reshape(x.shape[0], -1))
 
 
 def Dropout(p: float, mode: str = "network3") -> Layer:

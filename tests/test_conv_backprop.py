@@ -75,7 +75,7 @@ ARCHS = [
 ]
 
 
-@pytest.mark.parametrize("arch, l2_scaling", zip(ARCHS, ["network3", "network2"] * 2),
+@pytest.mark.parametrize("arch, l2_scaling", list(zip(ARCHS, ["network3", "network2"] * 2)),
                          ids=["sigmoid-2conv", "tanh-conv-softmax", "relu-2conv-2fc", "fc"])
 def test_network_backprop_three_ways(arch, l2_scaling):
     net = convnet.build(arch, init="default")

@@ -31,8 +31,8 @@ def test_l2_adds_lambda_s_w_to_weight_gradients_only(scaling, decay):
     """network3: ∂/∂w of (λ/2)(m/n)Σw² is λ(m/n)w, so a step decays w by ηλm/n; network2: ηλ/n."""
     net, params = small_net()
     x, y = jax.random.uniform(jax.random.key(2), (10, 8, 8, 1), F64), jnp.arange(10) % 4
-    plain = jax.grad(convnet.make_loss(net.apply))(params, x, y)
-    with_l2 = jax.grad(convnet.make_loss(net.apply, lmbda=0.5, n=1000, batch_size=10, l2_scaling=scaling))(params, x, y)
+    plain = jax.jit(jax.grad(convnet.make_loss(net.apply)))(params, x, y)
+    with_l2 = jax.jit(convnet.make_grad(net.apply, lmbda=0.5, n=1000, batch_size=10, l2_scaling=scaling))(params, x, y)
     for p, g0, g1 in zip(params, plain, with_l2):
         if p:
             np.testing.assert_allclose(g1["w"] - g0["w"], decay * p["w"], rtol=1e-9, atol=1e-15)
