@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import time
+import typing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from nnjax import activations, autodiff, backprop, costs, data, init, network, optim, train
+from nnjax import activations, autodiff, backprop, costs, data, init, network, optim, train, validate
 from nnjax.network import Network
 
 
@@ -49,14 +50,86 @@ class RunConfig:
     gradient: str = "backprop"  # backprop (hand-derived, BP1–BP4) | autodiff (jax.grad)
     book: float | None = None  # the book's reported accuracy in percent, if any
     note: str = ""  # what the book says, for rows without a single number
+    # chapter 3 (network2.py) options; the defaults are chapter 1's plain SGD
+    lmbda: float = 0.0  # regularisation parameter λ (L2 unless l1); scaled by the training-set size n
+    l1: bool = False  # L1 instead of L2: w → w − (ηλ/n) sgn(w) − η∇C
+    momentum: float = 0.0  # momentum coefficient μ: v → μv − η∇C, w → w + v
+    eval_size: int | None = None  # evaluate on the first N images of the evaluation set (None: all)
+    monitor_training: bool = False  # also record training accuracy and cost after each epoch
+    stop_after: int | None = None  # early stopping: end after this many epochs without a new best
+    halve_eta_after: int | None = None  # η schedule: halve η after this many epochs without a new best
+    seeds: int | None = None  # a fixed number of seeds for this run (None: the --seeds option)
+
+    def __post_init__(self):
+        """Check every field before anything runs; errors name the field, expected and got."""
+        if not (isinstance(self.id, str) and self.id):
+            raise ValueError(f"RunConfig id must be a non-empty string, got {self.id!r}")
+        validate.positive("eta", self.eta, "the learning rate η")
+        validate.integer("epochs", self.epochs, 1)
+        validate.integer("batch_size", self.batch_size, 1)
+        if self.train_size is not None:
+            validate.integer("train_size", self.train_size, self.batch_size)
+        validate.non_negative("lmbda", self.lmbda, "the regularisation parameter λ")
+        validate.probability("momentum", self.momentum, "the momentum coefficient μ")
+        for field in ("eval_size", "stop_after", "halve_eta_after", "seeds"):
+            if getattr(self, field) is not None:
+                validate.integer(field, getattr(self, field), 1)
+        for field in ("l1", "monitor_training"):
+            if not isinstance(getattr(self, field), bool):
+                raise TypeError(f"RunConfig {self.id}: {field} must be True or False, got {getattr(self, field)!r}")
+        for field, choices in (("init", init.BY_NAME), ("activation", activations.BY_NAME),
+                               ("output", activations.BY_NAME), ("cost", costs.BY_NAME),
+                               ("evaluate_on", ("test", "validation")), ("gradient", GRADIENTS)):
+            if not (isinstance(getattr(self, field), str) and getattr(self, field) in choices):
+                raise ValueError(f"RunConfig {self.id}: {field} must be one of {sorted(choices)}, "
+                                 f"got {getattr(self, field)!r}")
+        self.network()  # sizes, and the pairing of output layer and cost
 
     def network(self) -> Network:
         return Network(
-            tuple(self.sizes),
+            self.sizes,
             activations.get(self.activation),
             activations.get(self.output),
             costs.get(self.cost),
         )
+
+
+GRADIENTS = ("backprop", "autodiff")
+
+
+def override(cfg: RunConfig, assignments: Sequence[str]) -> RunConfig:
+    """``cfg`` with ``--set FIELD=VALUE`` overrides applied, each parsed by the field's type.
+
+    Unknown fields, unparsable values and impossible settings raise ValueError naming the
+    field. Sizes are comma-separated (``sizes=784,100,10``); ``none`` clears an optional field.
+    """
+    fields = {f.name: f.type for f in dataclasses.fields(cfg)}
+    changes = {}
+    for assignment in assignments:
+        name, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set {assignment!r}: expected FIELD=VALUE, e.g. eta=0.5")
+        if name not in fields:
+            raise ValueError(f"--set {name}: unknown config field; the fields are {sorted(fields)}")
+        kind = fields[name]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if len(args) == 1 and type(None) in typing.get_args(kind):  # X | None
+            if text.lower() == "none":
+                changes[name] = None
+                continue
+            kind = args[0]
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"--set {name}={text}: expected true or false")
+            changes[name] = text.lower() == "true"
+            continue
+        sizes = typing.get_origin(kind) is tuple
+        try:
+            changes[name] = tuple(int(v) for v in text.split(",")) if sizes else kind(text)
+        except ValueError:
+            expected = "comma-separated integers" if sizes else f"a value of type {kind.__name__}"
+            raise ValueError(f"--set {name}={text}: expected {expected}") from None
+    return dataclasses.replace(cfg, **changes)
 
 
 def gradient_fn(net: Network, method: str):
@@ -65,7 +138,7 @@ def gradient_fn(net: Network, method: str):
         return backprop.make_grad(net)
     if method == "autodiff":
         return autodiff.make_grad(net)
-    raise ValueError(f"unknown gradient method {method!r}; choose 'backprop' or 'autodiff'")
+    raise ValueError(f"unknown gradient method {method!r}; choose one of {GRADIENTS}")
 
 
 def environment() -> dict[str, Any]:
@@ -90,12 +163,13 @@ def summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[dict], None]:
-    """A per-epoch line in the book's style with elapsed time and ETA."""
-    start = time.perf_counter()
+    """A per-epoch line in the book's style with elapsed time and ETA (also after a resume)."""
+    start, first = time.perf_counter(), []
 
     def show(r: dict) -> None:
         elapsed = time.perf_counter() - start
-        eta_s = elapsed / (r["epoch"] + 1) * (total_epochs - r["epoch"] - 1)
+        first[:] = first or [r["epoch"]]  # a resumed run's first epoch here is not 0
+        eta_s = elapsed / (r["epoch"] + 1 - first[0]) * (total_epochs - r["epoch"] - 1)
         acc = f"{r['evaluation_accuracy']} / {n_eval}" if "evaluation_accuracy" in r else "complete"
         print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} s, ETA {eta_s:.1f} s)",
               flush=True)
@@ -104,32 +178,61 @@ def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[di
 
 
 def select_data(mnist: data.MNIST, cfg: RunConfig):
-    """(training, evaluation) pairs for a config: first N training images, test or validation."""
+    """(training, evaluation) pairs for a config: first N training images, (first N of) test or validation."""
     tr = mnist.training
     n = cfg.train_size or tr.x.shape[0]
     ev = {"test": mnist.test, "validation": mnist.validation}[cfg.evaluate_on]
-    return (tr.x[:n], tr.y[:n]), (ev.x, ev.y)
+    m = cfg.eval_size or ev.x.shape[0]
+    return (tr.x[:n], tr.y[:n]), (ev.x[:m], ev.y[:m])
+
+
+def optimizer_for(cfg: RunConfig, n: int):
+    """The config's update rule for a training set of n images: plain SGD, or with L2/L1 and momentum."""
+    if cfg.lmbda == 0 and not cfg.l1 and cfg.momentum == 0:
+        return optim.sgd(cfg.eta)
+    return optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n, momentum=cfg.momentum, l1=cfg.l1)
+
+
+def penalty_for(cfg: RunConfig):
+    """The regularisation term network2.py adds to a reported cost, or None without one."""
+    if cfg.lmbda == 0:
+        return None
+    term = optim.l1_penalty if cfg.l1 else optim.l2_penalty
+    return lambda params, size: term(params, cfg.lmbda, size)
 
 
 def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbose: bool = True,
-              optimizer=None, monitor_training: bool = False) -> list[dict]:
+              optimizer=None, monitor_training: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+              checkpoint_every: int = 1, resume: bool = False) -> list[dict]:
     """Train ``cfg`` once per seed; return one dict per seed with its history.
 
     The seed s gives the key ``jax.random.key(s)``, split into the initialisation key and
-    the shuffling key. ``optimizer`` defaults to the book's plain SGD with η.
+    the shuffling key. ``optimizer`` defaults to `optimizer_for` (plain SGD with η unless
+    the config regularises or uses momentum).
+    With ``checkpoint_dir``, seed s of run ``cfg.id`` checkpoints into
+    ``checkpoint_dir/<id>/seed<s>`` (see `nnjax.train.fit`), and ``resume`` continues there.
     """
     net = cfg.network()
     grad = gradient_fn(net, cfg.gradient)
     training, evaluation = select_data(mnist, cfg)
+    training = network.check_data(training, net, f"{cfg.id} training data")
+    evaluation = network.check_data(evaluation, net, f"{cfg.id} evaluation data")
+    pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
     out = []
     for s in seeds:
         k_init, k_train = jax.random.split(jax.random.key(s))
         params = init.init_params(k_init, net.sizes, cfg.init)
         show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
         start = time.perf_counter()
-        _, hist = train.fit(params, grad, optimizer or optim.sgd(cfg.eta), training,
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
+        _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
                             epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
-                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation, monitor_training=monitor_training, on_epoch=show)
+                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
+                            monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
+                            penalty=penalty_for(cfg), stop_after=cfg.stop_after,
+                            halve_eta_after=cfg.halve_eta_after,
+                            checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
+                            checkpoint_config=pinned | {"seed": s}, resume=resume)
         acc = [percent(c, len(evaluation[1])) for c in hist["evaluation_accuracy"]]
         out.append({
             "seed": s,
@@ -139,6 +242,8 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
             "accuracy": acc,
             "history": hist,
             "wall_s": time.perf_counter() - start,
+            "n_train": len(training[1]),
+            "n_eval": len(evaluation[1]),
         })
     return out
 
@@ -165,9 +270,12 @@ def markdown_table(records: list[dict]) -> str:
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        book = "–" if r["book"] is None else f"{r['book']:.2f}%"
-        best = "–" if r.get("best") is None else f"{r['best']:.2f}%"
-        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:.2f} ± {r['std']:.2f}"
+        unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
+        fmt = ".2f" if unit == "%" else ".4g"
+        suffix = "%" if unit == "%" else f" {unit}".rstrip()
+        book = "–" if r["book"] is None else f"{r['book']:{fmt}}{suffix}"
+        best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
+        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{r.get('metric', '')} | {r['wall_s']:.1f} | {r.get('note', '')} |")
     dev = records[0]["device"] if records else ""
@@ -175,30 +283,86 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict]) -> Path:
-    """Write ``chapter.json`` and ``chapter.md`` into out_dir atomically; return the JSON path."""
+def json_safe(obj):
+    """``obj`` with every non-finite float (a diverged run's cost) replaced by None, so the
+    results file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict], extra_md: str = "") -> Path:
+    """Write ``chapter.json`` and ``chapter.md`` (the table, then ``extra_md``) into out_dir
+    atomically; return the JSON path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{chapter}.json"
-    for target, text in ((path, json.dumps(records, indent=1)), (out / f"{chapter}.md", markdown_table(records))):
+    md = markdown_table(records) + (f"\n{extra_md}" if extra_md else "")
+    for target, text in ((path, json.dumps(json_safe(records), indent=1, allow_nan=False)),
+                         (out / f"{chapter}.md", md)):
         tmp = target.with_suffix(target.suffix + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, target)
     return path
 
 
+def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], ids: Sequence[str]) -> list[dict]:
+    """``records`` plus the records saved in DIR/chapter.json whose ids were not run again
+    (a script's ``--merge``), sorted by ``ids``; a record "5h tanh/glorot" sorts as "5h"."""
+    path = Path(out_dir) / f"{chapter}.json"
+    new = {r["id"] for r in records}
+    saved = [r for r in json.loads(path.read_text()) if r["id"] not in new] if path.exists() else []
+    order = {id_: i for i, id_ in enumerate(ids)}
+    return sorted(saved + records, key=lambda r: order.get(r["id"].split()[0], len(order)))
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every chapter script takes."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every run")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per run (default 3): seeds 0..N-1")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per run (default 3): seeds 0..N-1")
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
     p.add_argument("--only", default=None, help="comma-separated BOOK.md ids to run (default: all)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
                    help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the saved records of ids not run this time (from DIR/chN.json)")
     return p
+
+
+def add_run_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--set``, ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``, for a script
+    that applies them with `check_args` and passes the checkpoint options to `run_seeds`."""
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field of every selected run, e.g. --set eta=0.5 (repeatable)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="write checkpoints of every run there (DIR/<id>/seed<s>/epoch-NNNNNN.ckpt)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs between checkpoints (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each run from its newest checkpoint in --checkpoint-dir (bit-identical result)")
+    return p
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence[RunConfig]) -> list[RunConfig]:
+    """The common options' cross-checks, and ``configs`` with ``--set`` applied; exits clearly on error."""
+    if args.resume and args.checkpoint_dir is None:
+        p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
+    try:
+        return [override(c, args.set) for c in configs]
+    except (ValueError, TypeError) as e:
+        p.error(str(e))
 
 
 def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
@@ -207,6 +371,6 @@ def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
         return set(known)
     wanted = {s.strip() for s in only.split(",") if s.strip()}
     unknown = sorted(wanted - set(known))
-    if unknown:
-        raise SystemExit(f"error: unknown run id(s) {unknown}; this chapter has {list(known)}")
+    if unknown or not wanted:
+        raise SystemExit(f"error: --only {only!r}: unknown run id(s) {unknown}; this chapter has {list(known)}")
     return wanted

@@ -118,14 +118,17 @@ def _sigmoid_prime_from_activation(a: np.ndarray) -> np.ndarray:
 
 
 def _backprop_example(ws, bs, x, y):
-    """Body of :func:`backprop_example`, without the floating-point guard."""
-    # Feedforward, keeping every activation a^0 = x, a^1, ..., a^L.
-    # (sigma'(z^l) is later recovered from a^l = sigma(z^l) as a^l (1 - a^l),
-    # which equals sigma(z^l)(1 - sigma(z^l)); storing z^l too is unnecessary.)
+    """Body of :func:`backprop_example`, without the floating-point guard.
+
+    Mirrors network.py's ``backprop`` step for step: the forward pass keeps every z^l
+    and a^l, and σ′(z^l) is evaluated from z^l when it is needed, as the book does.
+    """
     activation = x
-    activations = [x]
+    activations = [x]  # a^0 = x, a^1, ..., a^L
+    zs = []  # z^1, ..., z^L
     for w, b in zip(ws, bs):
         z = w @ activation + b  # z^l = w^l a^{l-1} + b^l
+        zs.append(z)
         activation = sigmoid(z)  # a^l = sigma(z^l)
         activations.append(activation)
 
@@ -134,16 +137,14 @@ def _backprop_example(ws, bs, x, y):
     nabla_b: list[np.ndarray] = [None] * n_layers  # type: ignore[list-item]
 
     # BP1: delta^L = (a^L - y) ⊙ sigma'(z^L)   (nabla_a C = a^L - y for the quadratic cost)
-    a_out = activations[-1]
-    delta = (a_out - y) * _sigmoid_prime_from_activation(a_out)
+    delta = (activations[-1] - y) * sigmoid_prime(zs[-1])
     nabla_b[-1] = delta  # BP3: dC/db^L = delta^L
     nabla_w[-1] = np.outer(delta, activations[-2])  # BP4: dC/dw^L = delta^L (a^{L-1})^T
 
     # Walk back through the hidden layers l = L-1, ..., 1.
     for l in range(n_layers - 2, -1, -1):
-        a_l = activations[l + 1]  # a^l (activations[0] is the input a^0)
         # BP2: delta^l = ((w^{l+1})^T delta^{l+1}) ⊙ sigma'(z^l)
-        delta = (ws[l + 1].T @ delta) * _sigmoid_prime_from_activation(a_l)
+        delta = (ws[l + 1].T @ delta) * sigmoid_prime(zs[l])
         nabla_b[l] = delta  # BP3: dC/db^l = delta^l
         nabla_w[l] = np.outer(delta, activations[l])  # BP4: dC/dw^l = delta^l (a^{l-1})^T
     return nabla_w, nabla_b
@@ -265,29 +266,19 @@ def sgd_epoch_per_example(ws, bs, X, y, eta, batch_size, rng: np.random.Generato
     """
     ws, bs, X, Y = _epoch_setup(ws, bs, X, y, eta, batch_size)
     order = rng.permutation(X.shape[0])
-    nabla_w = [np.empty_like(w) for w in ws]
-    nabla_b = [np.empty_like(b) for b in bs]
     with np.errstate(over="ignore"):
         for start in range(0, order.shape[0], batch_size):
             batch = order[start : start + batch_size]
-            for nw in nabla_w:
-                nw.fill(0)
-            for nb in nabla_b:
-                nb.fill(0)
+            # As network.py's update_mini_batch: fresh sums, one new array per example.
+            nabla_w = [np.zeros_like(w) for w in ws]
+            nabla_b = [np.zeros_like(b) for b in bs]
             for i in batch:
-                # X[i], Y[i] are views (basic indexing): no copy of the example.
                 dnw, dnb = _backprop_example(ws, bs, X[i], Y[i])
-                for nw, d in zip(nabla_w, dnw):
-                    nw += d
-                for nb, d in zip(nabla_b, dnb):
-                    nb += d
+                nabla_w = [nw + d for nw, d in zip(nabla_w, dnw)]
+                nabla_b = [nb + d for nb, d in zip(nabla_b, dnb)]
             step = eta / batch.shape[0]
-            for w, nw in zip(ws, nabla_w):
-                nw *= step
-                w -= nw
-            for b, nb in zip(bs, nabla_b):
-                nb *= step
-                b -= nb
+            ws = [w - step * nw for w, nw in zip(ws, nabla_w)]
+            bs = [b - step * nb for b, nb in zip(bs, nabla_b)]
     return ws, bs
 
 

@@ -9,6 +9,8 @@ All functions act elementwise on arrays of any shape, except softmax, which norm
 over the last axis.
 """
 
+import functools
+import re
 from typing import Callable, NamedTuple
 
 import jax
@@ -91,10 +93,47 @@ SOFTMAX = Activation("softmax", softmax, _no_elementwise_prime)
 
 BY_NAME = {a.name: a for a in (SIGMOID, TANH, RELU, LINEAR, SOFTMAX)}
 
+_TEMPERATURE = re.compile(r"^(\w+)\(c=([^)]+)\)$")
+
+
+def parse_temperature(name: str) -> tuple[str, float]:
+    """Split a name like "softmax(c=2.0)" into ("softmax", 2.0); a plain name has c = 1."""
+    m = _TEMPERATURE.match(name)
+    if not m:
+        return name, 1.0
+    try:
+        return m.group(1), float(m.group(2))
+    except ValueError:
+        raise ValueError(f"bad temperature in {name!r}: write it as e.g. 'softmax(c=2.0)'") from None
+
+
+def check_temperature(c: float) -> float:
+    if not (isinstance(c, (int, float)) and c > 0):
+        raise ValueError(f"the softmax temperature c must be a positive number, got {c!r}")
+    return float(c)
+
+
+@functools.lru_cache(maxsize=None)  # one object per c: equal networks stay equal (jit static args)
+def softmax_at(c: float) -> Activation:
+    """The softmax output layer at temperature c, a_j = e^{z_j/c} / Σ_k e^{z_k/c} (ch3, problem).
+
+    Its name, "softmax(c=…)", ties it to the matching cost `nnjax.costs.log_likelihood_at`,
+    whose δ^L = (a − y)/c. c = 1 gives `SOFTMAX` itself; c → ∞ flattens the output towards
+    uniform, c → 0 towards the one-hot argmax ("hard max").
+    """
+    c = check_temperature(c)
+    if c == 1.0:
+        return SOFTMAX
+    return Activation(f"softmax(c={c})", lambda z: softmax(z, c), _no_elementwise_prime)
+
 
 def get(name: str) -> Activation:
-    """Look up an activation by name ("sigmoid", "tanh", "relu", "linear", "softmax")."""
+    """Look up an activation by name ("sigmoid", "tanh", "relu", "linear", "softmax", "softmax(c=2.0)")."""
+    base, c = parse_temperature(name)
+    if base == "softmax":
+        return softmax_at(c)
     try:
         return BY_NAME[name]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(BY_NAME)}") from None
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(BY_NAME)} "
+                         "or 'softmax(c=<temperature>)'") from None

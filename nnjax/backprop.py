@@ -32,7 +32,8 @@ def _forward(params: Params, a: Array, net: Network) -> tuple[list[Array], list[
     zs, activations = [], [a]
     last = len(params) - 1
     for l, layer in enumerate(params):
-        z = a @ layer["w"].T + layer["b"] if a.ndim == 2 else layer["w"] @ a + layer["b"]
+        # a mini-batch holds one example per row, so w a + b becomes A wᵀ + b (b per row)
+        z = a @ layer["w"].T + layer["b"][None, :] if a.ndim == 2 else layer["w"] @ a + layer["b"]
         a = (net.output if l == last else net.activation).fn(z)
         zs.append(z)
         activations.append(a)

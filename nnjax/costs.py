@@ -14,9 +14,12 @@ stably from z (no log(0) when a saturates at 0 or 1); the quadratic cost ignores
 
 from typing import Callable, NamedTuple
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
+from nnjax import activations
 from nnjax.activations import Activation
 
 Array = jax.Array
@@ -76,9 +79,32 @@ LOG_LIKELIHOOD = Cost("log_likelihood", log_likelihood_fn, log_likelihood_delta,
 BY_NAME = {c.name: c for c in (QUADRATIC, CROSS_ENTROPY, LOG_LIKELIHOOD)}
 
 
+@functools.lru_cache(maxsize=None)  # one object per c, as activations.softmax_at
+def log_likelihood_at(c: float) -> Cost:
+    """The log-likelihood of a softmax output at temperature c (ch3, problem on softmax).
+
+    C_x = −ln a^L_y with a^L = softmax(z^L/c), evaluated as −log_softmax(z/c)_y.
+    BP1: ∂C_x/∂z_j = (a_j − y_j)/c, the c = 1 error scaled by the chain rule's 1/c.
+    Pairs only with `nnjax.activations.softmax_at(c)`; c = 1 gives `LOG_LIKELIHOOD`.
+    """
+    c = activations.check_temperature(c)
+    if c == 1.0:
+        return LOG_LIKELIHOOD
+    return Cost(
+        f"log_likelihood(c={c})",
+        lambda z, a, y: log_likelihood_fn(z / c, a, y),
+        lambda z, a, y, activation: (a - y) / c,
+        activations.softmax_at(c).name,
+    )
+
+
 def get(name: str) -> Cost:
-    """Look up a cost by name ("quadratic", "cross_entropy", "log_likelihood")."""
+    """Look up a cost by name ("quadratic", "cross_entropy", "log_likelihood", "log_likelihood(c=2.0)")."""
+    base, c = activations.parse_temperature(name)
+    if base == "log_likelihood":
+        return log_likelihood_at(c)
     try:
         return BY_NAME[name]
     except KeyError:
-        raise ValueError(f"unknown cost {name!r}; choose one of {sorted(BY_NAME)}") from None
+        raise ValueError(f"unknown cost {name!r}; choose one of {sorted(BY_NAME)} "
+                         "or 'log_likelihood(c=<temperature>)'") from None

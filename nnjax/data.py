@@ -80,6 +80,8 @@ class MNIST(NamedTuple):
 
 def _decode_idx(raw: bytes, source: str, sha256: str | None, fix: str) -> np.ndarray:
     """Decompress (if gzipped), validate and wrap IDX bytes; ``source`` names them in errors."""
+    if sha256 is not None:  # every refusal of a known file says what it should hash to
+        fix = f"Its decompressed bytes should have SHA-256 {sha256.lower()}. {fix}".rstrip()
     zipped = raw[:2] == _GZIP_MAGIC
     if zipped:
         try:
@@ -98,7 +100,7 @@ def _decode_idx(raw: bytes, source: str, sha256: str | None, fix: str) -> np.nda
     if code != 0x08:
         kind = _IDX_TYPE_NAMES.get(code, "unknown type")
         raise DataError(f"{source}: IDX type code 0x{code:02x} ({kind}) is not supported; "
-                        "expected 0x08 (unsigned byte), the type MNIST-style files use.")
+                        f"expected 0x08 (unsigned byte), the type MNIST-style files use. {fix}")
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{source}: header is truncated: {len(data)} {size}bytes, expected "
@@ -112,9 +114,8 @@ def _decode_idx(raw: bytes, source: str, sha256: str | None, fix: str) -> np.nda
     if sha256 is not None:
         digest = hashlib.sha256(data).hexdigest()
         if digest != sha256.lower():
-            raise DataError(f"{source}: SHA-256 of the {size}bytes is {digest}, expected "
-                            f"{sha256.lower()}; the file is corrupt or a different "
-                            f"version. {fix}")
+            raise DataError(f"{source}: SHA-256 of the {size}bytes is {digest}; the file is "
+                            f"corrupt or a different version. {fix}")
     return np.frombuffer(data, np.uint8, count=expected, offset=header).reshape(dims)
 
 
@@ -207,7 +208,7 @@ def _urlopen(url: str):
 
 def _fetch_verified(url: str, directory: Path, name: str, sha256: str) -> None:
     """Stream ``url`` into a temp file in ``directory``; rename it into place once verified."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, _urlopen(url) as response:
             shutil.copyfileobj(response, out)
@@ -220,16 +221,35 @@ def _fetch_verified(url: str, directory: Path, name: str, sha256: str) -> None:
         raise
 
 
+def _remove_stale_parts(directory: Path) -> None:
+    """Delete partial downloads (``.<name>.<pid>.<random>.part``) whose process no longer runs.
+
+    A download killed outright (SIGKILL, power loss) cannot clean up after itself. Its
+    part file is never trusted (only the final names are read), but it would stay in the
+    cache; a part file of a live process (a concurrent download) is left alone.
+    """
+    for part in directory.glob(".*.part"):
+        pid = part.name.split(".")[2]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            part.unlink(missing_ok=True)
+        except (ValueError, PermissionError):  # not ours to judge: not a pid, or another user's process
+            pass
+
+
 def download_mnist(cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | None = None) -> Path:
     """Download the MNIST files missing from ``cache_dir``, trying each mirror in turn.
 
     Each file is checked against :data:`MNIST_SHA256` before it is atomically
-    renamed into place; nothing half-written is left on failure. Defaults to
+    renamed into place; nothing half-written is left on failure, and the part
+    file of a download that was killed outright is removed here. Defaults to
     :data:`MNIST_MIRRORS`. Returns ``cache_dir``; raises :class:`DataError`
     listing every URL tried and why it failed.
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(cache_dir)
     mirrors = MNIST_MIRRORS if mirrors is None else tuple(mirrors)
     for name in FILE_NAMES:
         if _find(cache_dir, name) is not None:

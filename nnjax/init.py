@@ -10,12 +10,17 @@ z = w a + b for a column of activations a. `init_params` builds a whole network.
 - `network3`: W ~ N(0, 1/n_out), b ~ N(0, 1), the fully connected layers of network3.py
   (ch6; the book notes 1/n_in was intended).
 - `zeros`: W = 0, b = 0, network3.py's softmax layer.
+- `glorot`, `he`: beyond the book, zero biases and weights scaled so the signal keeps
+  its size through tanh (Glorot & Bengio 2010) or ReLU (He et al. 2015) layers; the
+  chapter-5 speed study compares them with `default`.
 """
 
 from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from nnjax import validate
 
 Array = jax.Array
 Layer = dict[str, Array]
@@ -50,11 +55,24 @@ def zeros(key: Array, n_in: int, n_out: int, dtype=jnp.float32) -> Layer:
     return {"w": jnp.zeros((n_out, n_in), dtype), "b": jnp.zeros((n_out,), dtype)}
 
 
+def glorot(key: Array, n_in: int, n_out: int, dtype=jnp.float32) -> Layer:
+    """W_jk ~ N(0, 2/(n_in + n_out)), b = 0 (Glorot & Bengio 2010, normal form; not in the book)."""
+    return {"w": (2.0 / (n_in + n_out)) ** 0.5 * jax.random.normal(key, (n_out, n_in), dtype),
+            "b": jnp.zeros((n_out,), dtype)}
+
+
+def he(key: Array, n_in: int, n_out: int, dtype=jnp.float32) -> Layer:
+    """W_jk ~ N(0, 2/n_in), b = 0 (He et al. 2015, for ReLU layers; not in the book)."""
+    return {"w": (2.0 / n_in) ** 0.5 * jax.random.normal(key, (n_out, n_in), dtype), "b": jnp.zeros((n_out,), dtype)}
+
+
 BY_NAME: dict[str, LayerInit] = {
     "large": large,
     "default": default,
     "network3": network3,
     "zeros": zeros,
+    "glorot": glorot,
+    "he": he,
 }
 
 
@@ -74,10 +92,18 @@ def init_params(
     Returns a tuple with one ``{"w", "b"}`` dict per layer after the input layer. Each
     layer draws from its own key, split from ``key``.
     """
-    if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
+    validate.prng_key("key", key)
+    if (not isinstance(sizes, Sequence) or len(sizes) < 2
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes)):
         raise ValueError(
             f"sizes must list at least two positive integers (input, ..., output), got {sizes!r}"
         )
+    try:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+    except TypeError:
+        floating = False
+    if not floating:
+        raise ValueError(f"dtype must be a floating-point type, got {dtype!r}")
     if isinstance(layer_init, str):
         layer_init = get(layer_init)
     keys = jax.random.split(key, len(sizes) - 1)

@@ -16,8 +16,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from nnjax import activations, costs
+from nnjax import activations, costs, validate
 from nnjax.activations import Activation
 from nnjax.costs import Cost
 
@@ -41,22 +42,29 @@ class Network:
     cost: Cost = costs.QUADRATIC
 
     def __post_init__(self):
-        sizes = tuple(self.sizes)
+        sizes = tuple(self.sizes) if isinstance(self.sizes, (tuple, list)) else ()
         if len(sizes) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
             raise ValueError(
                 f"Network sizes must be at least two positive integers (input, ..., output), "
                 f"got {self.sizes!r}"
             )
         object.__setattr__(self, "sizes", sizes)
-        if self.activation.name == "softmax":
-            raise ValueError("softmax can only be the output layer: use output=activations.SOFTMAX")
+        for field, kind, module in (("activation", Activation, "activations"), ("output", Activation, "activations"),
+                                    ("cost", Cost, "costs")):
+            value = getattr(self, field)
+            if not isinstance(value, kind):
+                raise TypeError(f"Network {field} must be a {kind.__name__} such as {module}.get(name), "
+                                f"got {type(value).__name__} {value!r}")
+        if self.activation.name.startswith("softmax"):
+            raise ValueError("softmax can only be the output layer, not the hidden activation: "
+                             "use output=activations.SOFTMAX")
         if self.cost.output is not None and self.cost.output != self.output.name:
             raise ValueError(
                 f"the {self.cost.name} cost is defined for a {self.cost.output} output layer, "
                 f"but this network's output is {self.output.name}: pass output="
-                f"activations.{self.cost.output.upper()} or choose another cost"
+                f"activations.get({self.cost.output!r}) or choose another cost"
             )
-        if self.output.name == "softmax" and self.cost.name != "log_likelihood":
+        if self.output.name.startswith("softmax") and not self.cost.name.startswith("log_likelihood"):
             raise ValueError(
                 "a softmax output layer pairs with the log_likelihood cost (ch3); "
                 f"got cost {self.cost.name!r}"
@@ -82,11 +90,13 @@ def output_layer(params: Params, x: Array, net: Network) -> tuple[Array, Array]:
 
 def feedforward(params: Params, x: Array, net: Network) -> Array:
     """The network's output a^L for a batch x of shape (m, n_in) (ch1, ``feedforward``)."""
+    _check_batch(params, x, None, net)
     return jax.vmap(lambda xi: output_layer(params, xi, net)[1])(x)
 
 
 def cost(params: Params, x: Array, y: Array, net: Network) -> Array:
     """Mean cost C = (1/m) Σ_x C_x over a batch (ch1, eq. 6; ch3, eq. 63/80). No penalty term."""
+    _check_batch(params, x, y, net)
     y = targets(y, net.sizes[-1])
 
     def one(xi, yi):
@@ -103,12 +113,14 @@ def predict(params: Params, x: Array, net: Network) -> Array:
 
 def accuracy(params: Params, x: Array, y: Array, net: Network) -> Array:
     """Number of rows of x whose prediction equals the integer label y (ch1's score)."""
+    _check_batch(params, x, y, net)
     return jnp.sum(predict(params, x, net) == y)
 
 
 @partial(jax.jit, static_argnames="net")
 def evaluate(params: Params, x: Array, y: Array, net: Network) -> tuple[Array, Array]:
     """(number correct, mean cost) over a labelled set, in one compiled pass."""
+    _check_batch(params, x, y, net)
     y_vec = targets(y, net.sizes[-1])
 
     def one(xi, yi, yi_vec):
@@ -132,9 +144,52 @@ def check_params(params: Params, net: Network) -> None:
             f"got {type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}"
         )
     for l, (layer, n_in, n_out) in enumerate(zip(params, net.sizes[:-1], net.sizes[1:]), start=1):
-        w, b = jnp.shape(layer.get("w")), jnp.shape(layer.get("b"))
+        if not (isinstance(layer, dict) and set(layer) == {"w", "b"}):
+            raise ValueError(f"params layer {l} must be a dict with keys 'w' and 'b', got {layer!r:.80}")
+        w, b = jnp.shape(layer["w"]), jnp.shape(layer["b"])
         if w != (n_out, n_in) or b != (n_out,):
             raise ValueError(
-                f"layer {l}: expected w of shape {(n_out, n_in)} and b of shape {(n_out,)} "
+                f"params layer {l}: expected w of shape {(n_out, n_in)} and b of shape {(n_out,)} "
                 f"(W is (n_out, n_in) as in the book), got w {w} and b {b}"
             )
+        dtypes = {jnp.result_type(layer["w"]), jnp.result_type(layer["b"])}
+        if not all(jnp.issubdtype(d, jnp.floating) for d in dtypes):
+            raise ValueError(f"params layer {l}: w and b must be floating point, got {sorted(map(str, dtypes))}")
+
+
+def _check_batch(params: Params, x: Array, y: Array | None, net: Network) -> None:
+    """Shapes and dtypes only, so it also runs (once, while tracing) inside jit."""
+    check_params(params, net)
+    n_in, n_out = net.sizes[0], net.sizes[-1]
+    x_shape, x_dtype = jnp.shape(x), jnp.result_type(x)
+    if len(x_shape) != 2 or x_shape[1] != n_in or not jnp.issubdtype(x_dtype, jnp.floating):
+        raise ValueError(f"x must be a floating-point batch of shape (m, {n_in}) for sizes {net.sizes}, "
+                         f"got shape {x_shape} and dtype {x_dtype}")
+    if y is None:
+        return
+    y_shape, y_dtype = jnp.shape(y), jnp.result_type(y)
+    labels = len(y_shape) == 1 and jnp.issubdtype(y_dtype, jnp.integer)
+    vectors = len(y_shape) == 2 and y_shape[1] == n_out and jnp.issubdtype(y_dtype, jnp.floating)
+    if not (labels or vectors) or y_shape[0] != x_shape[0]:
+        raise ValueError(f"y must be ({x_shape[0]},) integer labels or ({x_shape[0]}, {n_out}) float targets "
+                         f"to match x, got shape {y_shape} and dtype {y_dtype}")
+
+
+def check_data(data: tuple[Any, Any], net: Network, name: str = "data") -> tuple[Array, Array]:
+    """Check a labelled set (x, y) for ``net`` before any compute; return it as JAX arrays.
+
+    On top of `nnjax.validate.data_pair` (shapes, dtypes, finite values): x has n_in
+    columns and integer labels lie in [0, n_out), which jit cannot check (one_hot turns a
+    label out of range into an all-zero target without complaint).
+    """
+    x, y = validate.data_pair(name, data)
+    n_in, n_out = net.sizes[0], net.sizes[-1]
+    if x.shape[1] != n_in:
+        raise ValueError(f"{name}: x has {x.shape[1]} columns but the network's input layer "
+                         f"has {n_in} neurons (sizes {net.sizes})")
+    if y.ndim == 1 and (top := int(np.max(jax.device_get(y)))) >= n_out:
+        raise ValueError(f"{name}: labels y must lie in [0, {n_out}) for {n_out} output neurons, "
+                         f"got maximum {top}")
+    if y.ndim == 2 and y.shape[1] != n_out:
+        raise ValueError(f"{name}: targets y have {y.shape[1]} columns, expected {n_out} (the output layer)")
+    return x, y

@@ -44,3 +44,18 @@ def mnist(mnist_dir):
     from nnjax import data
 
     return data.load_mnist(mnist_dir)
+
+
+@pytest.fixture
+def check_key_reuse():
+    """Run a test with JAX's key-reuse checker on: consuming one PRNG key twice raises KeyReuseError.
+
+    Use it (``@pytest.mark.usefixtures("check_key_reuse")``) on tests of code that shuffles
+    or drops out, so that a key used twice fails the test instead of silently correlating
+    two random draws.
+    """
+    jax.config.update("jax_debug_key_reuse", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_debug_key_reuse", False)

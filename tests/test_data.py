@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import threading
 import urllib.error
 from pathlib import Path
@@ -445,3 +446,36 @@ def test_mnist_split_matches_official_training_file(mnist, mnist_dir):
     labels = read_idx(mnist_dir / name, sha256=data.MNIST_SHA256[TRAIN_LABELS])
     np.testing.assert_array_equal(np.concatenate([mnist.training.y, mnist.validation.y]),
                                   labels)
+
+
+# ---------------------------------------------------------------- refusals name the expected hash
+
+@pytest.mark.parametrize("damage", [
+    lambda p: b"\x12\x34" + p[2:],  # wrong magic
+    lambda p: p[:-3],  # truncated payload
+    lambda p: p[:6],  # truncated header
+    lambda p: p[:2] + b"\x0d" + p[3:],  # wrong type code
+    lambda p: p[:4] + (int.from_bytes(p[4:8], "big") + 1).to_bytes(4, "big") + p[8:],  # wrong count
+    lambda p: p[:-1] + bytes([p[-1] ^ 1]),  # flipped payload bit
+])
+@pytest.mark.parametrize("gz", [False, True])
+def test_every_refusal_of_a_known_file_names_it_and_its_hash(tmp_path, damage, gz):
+    payload = idx_bytes(np.arange(20).reshape(4, 5))
+    digest = hashlib.sha256(payload).hexdigest()
+    path = write_idx(tmp_path / "images", damage(payload), gz=gz)
+    _refused(path, f"should have SHA-256 {digest}", sha256=digest)
+
+
+def test_stale_part_files_of_dead_processes_are_removed(mirror, clean_env):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    clean_env.mkdir(parents=True)
+    stale = clean_env / f".{TRAIN_IMAGES}.{dead.stdout.strip()}.abc123.part"
+    live = clean_env / f".{TEST_IMAGES}.{os.getpid()}.def456.part"  # a concurrent download in this process
+    odd = clean_env / ".notes.part"
+    for p in (stale, live, odd):
+        p.write_bytes(b"half a file")
+    download_mnist(clean_env)
+    assert not stale.exists() and live.exists() and odd.exists()
+    assert sorted(p.name for p in clean_env.glob("*.gz")) == sorted(f"{n}.gz" for n in FILE_NAMES)

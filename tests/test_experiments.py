@@ -1,0 +1,40 @@
+"""Every experiment script's --quick variant runs end to end and writes its results."""
+
+import json
+
+import pytest
+
+from experiments import ch1, ch2
+
+REQUIRED = {"id", "book", "metric", "config", "wall_s", "device", "jax_version"}
+
+
+@pytest.mark.mnist
+def test_ch1_quick(mnist_dir, tmp_path, capsys):
+    records = ch1.main(["--quick", "--only", "1a,1e,B1,B2", "--out", str(tmp_path),
+                        "--data-dir", str(mnist_dir), "--quiet"])
+    saved = json.loads((tmp_path / "ch1.json").read_text())
+    assert [r["id"] for r in saved] == ["1a", "1e", "B1", "B2"] == [r["id"] for r in records]
+    for r in saved:
+        assert REQUIRED | {"best", "mean", "std", "per_seed"} <= set(r)
+    one_a = saved[0]
+    assert one_a["config"]["epochs"] == 1 and one_a["config"]["sizes"] == [784, 30, 10]
+    assert len(one_a["per_seed"][0]["history"]["evaluation_accuracy"]) == 1
+    assert saved[3]["best"] == pytest.approx(22.25)  # B2: average darkness, exactly the book's
+    assert "| 1a | 95.42% |" in (tmp_path / "ch1.md").read_text()
+
+
+@pytest.mark.mnist
+def test_ch1_refuses_unknown_ids(mnist_dir, tmp_path):
+    with pytest.raises(SystemExit, match="unknown run id"):
+        ch1.main(["--quick", "--only", "1z", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
+
+
+@pytest.mark.mnist
+def test_ch2_quick(mnist_dir, tmp_path):
+    records = ch2.main(["--quick", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
+    by_id = {r["id"]: r for r in records}
+    assert by_id["2-speed"]["best"] > 100  # thousands of forward passes cost far more than one backprop
+    assert by_id["2-fd-error"]["best"] < 1e-4
+    assert by_id["2-autodiff"]["best"] < 1e-12
+    assert json.loads((tmp_path / "ch2.json").read_text())[0]["id"] == "2-speed"
