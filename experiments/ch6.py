@@ -14,17 +14,15 @@ seeds. ``--set field=value`` overrides a ConvConfig field for every selected run
 """
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from nnjax import conv_backprop, convnet, data, ensemble, expand, optim, train
+from nnjax import conv, conv_backprop, convnet, data, ensemble, expand, optim, train, validate
 
 
 @dataclass(frozen=True)
@@ -54,10 +52,34 @@ class ConvConfig:
     book: float | None = None  # the book's reported accuracy in percent, if any
     note: str = ""  # what the book says
 
+    def __post_init__(self):
+        """Check every field before anything runs; errors name the field, expected and got."""
+        validate.positive("eta", self.eta, "the learning rate η")
+        validate.non_negative("lmbda", self.lmbda, "the regularisation parameter λ")
+        validate.probability("dropout", self.dropout, "the dropout probability p")
+        for field in ("epochs", "batch_size", "members"):
+            validate.integer(field, getattr(self, field), 1)
+        for field in ("train_size", "eval_size"):
+            if getattr(self, field) is not None:
+                validate.integer(field, getattr(self, field), self.batch_size if field == "train_size" else 1)
+        for field, choices in CHOICES.items():
+            if getattr(self, field) not in choices:
+                raise ValueError(f"ConvConfig {self.id}: {field} must be one of {choices}, got {getattr(self, field)!r}")
+        if self.gradient == "backprop" and self.dropout:
+            raise ValueError(f"ConvConfig {self.id}: gradient='backprop' (nnjax.conv_backprop) has no dropout "
+                             "rule; use gradient='autodiff'")
+        convnet.build(self.arch(), init=self.init, dropout_mode=self.dropout_mode, conv_impl=self.conv_impl)
+
     def arch(self) -> tuple:
         return convnet.network3_arch(self.convs, self.fc, self.activation, 10, self.dropout)
 
 
+CHOICES = {
+    "activation": ("sigmoid", "tanh", "relu"), "dropout_mode": ("network3", "inverted"),
+    "init": ("network3", "default"), "l2_scaling": convnet.L2_SCALINGS,
+    "expand": ("none", "shifts", "shifts+rotate", "shifts+elastic"), "gradient": ("autodiff", "backprop"),
+    "conv_impl": ("auto",) + conv.IMPLS,
+}
 CONV2 = dict(convs=(20, 40), activation="relu", eta=0.03, lmbda=0.1)
 BIG = dict(convs=(20, 40), fc=(1000, 1000), activation="relu", eta=0.03, epochs=40, dropout=0.5, expand="shifts")
 RUNS = [
@@ -75,37 +97,11 @@ RUNS = [
     ConvConfig("6l", **BIG, members=5, book=99.67, note="ensemble of 5 × 6k, plurality vote"),
 ]
 METRIC = "test_at_best_validation"
-ORDER = {c.id: i for i, c in enumerate(RUNS)}
 
 
 def quick(cfg: ConvConfig) -> ConvConfig:
     """The smoke version: one epoch on 200 training images, 500 evaluation images, ≤ 2 members."""
     return dataclasses.replace(cfg, epochs=1, train_size=200, eval_size=500, members=min(cfg.members, 2))
-
-
-def override(cfg: ConvConfig, settings: list[str]) -> ConvConfig:
-    """Apply ``field=value`` strings to a config, converting to each field's type; unknown fields fail."""
-    fields = {f.name: f for f in dataclasses.fields(ConvConfig)}
-    changes = {}
-    for s in settings:
-        name, sep, value = s.partition("=")
-        if not sep or name not in fields or name == "id":
-            raise SystemExit(f"error: --set expects field=value with field one of {sorted(set(fields) - {'id'})}, got {s!r}")
-        default = getattr(cfg, name)
-        try:
-            if value.lower() == "none":
-                changes[name] = None
-            elif isinstance(default, bool):
-                changes[name] = {"true": True, "false": False}[value.lower()]
-            elif isinstance(default, tuple):
-                changes[name] = tuple(int(v) for v in value.split(",") if v)
-            elif isinstance(default, (int, float)) or name in ("train_size", "eval_size", "book"):
-                changes[name] = (float if isinstance(default, float) or name == "book" else int)(value)
-            else:
-                changes[name] = value
-        except (KeyError, ValueError):
-            raise SystemExit(f"error: --set {name}: cannot read {value!r} as {type(default).__name__}") from None
-    return dataclasses.replace(cfg, **changes)
 
 
 def prepare_data(cfg: ConvConfig, mnist: data.MNIST):
@@ -124,8 +120,6 @@ def prepare_data(cfg: ConvConfig, mnist: data.MNIST):
                 extra_y.append(y)
         elif cfg.expand == "shifts+elastic":
             extra_x, extra_y = [expand.elastic(x, k_distort)], [y]
-        elif cfg.expand != "shifts":
-            raise ValueError(f"unknown expansion {cfg.expand!r}; choose none, shifts, shifts+rotate or shifts+elastic")
         x5, y5 = expand.shifts(x, y)
         order = jax.random.permutation(k_order, x5.shape[0] + sum(e.shape[0] for e in extra_x))
         x, y = jnp.concatenate([x5, *extra_x])[order], jnp.concatenate([y5, *extra_y])[order]
@@ -134,17 +128,13 @@ def prepare_data(cfg: ConvConfig, mnist: data.MNIST):
 
 def programs(cfg: ConvConfig, n: int, members: int):
     """The network and the jitted (epoch, outputs) programs; vmapped over members when members > 1."""
-    if cfg.gradient == "backprop" and cfg.dropout:
-        raise ValueError("gradient='backprop' (nnjax.conv_backprop) has no dropout rule; use gradient='autodiff'")
     arch = cfg.arch()
     net = convnet.build(arch, init=cfg.init, dropout_mode=cfg.dropout_mode, conv_impl=cfg.conv_impl)
     l2 = dict(lmbda=cfg.lmbda, n=n, batch_size=cfg.batch_size, l2_scaling=cfg.l2_scaling)
     if cfg.gradient == "autodiff":
         grad = convnet.make_grad(net.apply, **l2)
-    elif cfg.gradient == "backprop":
-        grad = conv_backprop.make_grad(arch, impl=cfg.conv_impl, **l2)
     else:
-        raise ValueError(f"unknown gradient {cfg.gradient!r}; choose autodiff or backprop")
+        grad = conv_backprop.make_grad(arch, impl=cfg.conv_impl, **l2)
     opt = optim.sgd(cfg.eta)
     args = (grad, opt, cfg.batch_size, cfg.shuffle, cfg.dropout > 0)
     def outputs(params, x):
@@ -237,25 +227,22 @@ def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.set_defaults(gradient="autodiff")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a ConvConfig field for every selected run (repeatable)")
-    p.add_argument("--merge", action="store_true",
-                   help="keep the rows of an existing DIR/ch6.json that this call does not rerun")
+                   help="override a ConvConfig field of every selected run, e.g. --set shuffle=true (repeatable)")
     args = p.parse_args(argv)
     ids = common.parse_only(args.only, [c.id for c in RUNS])
+    try:
+        configs = [common.override(dataclasses.replace(c, gradient=args.gradient), args.set)
+                   for c in RUNS if c.id in ids]
+    except (ValueError, TypeError) as e:
+        p.error(str(e))
     mnist = data.load_mnist(args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
-    previous = Path(args.out) / "ch6.json"
-    kept = json.loads(previous.read_text()) if args.merge and previous.exists() else []
     records = []
-    for cfg in RUNS:
-        if cfg.id not in ids:
-            continue
-        cfg = override(dataclasses.replace(cfg, gradient=args.gradient), args.set)
+    for cfg in configs:
         record, filters = run(quick(cfg) if args.quick else cfg, mnist, seeds, not args.quiet)
         records.append(record)
-        rerun = {r["id"] for r in records}
-        merged = sorted([r for r in kept if r["id"] not in rerun] + records, key=lambda r: ORDER[r["id"]])
-        path = common.write_results(args.out, "ch6", merged)  # after every row: partial results survive
+        saved = common.merge_saved(args.out, "ch6", records, [c.id for c in RUNS]) if args.merge else records
+        path = common.write_results(args.out, "ch6", saved)  # after every row: partial results survive
         if filters:
             np.savez(path.parent / f"ch6_{cfg.id}_filters.npz", *filters)
     print(common.markdown_table(records))

@@ -16,13 +16,10 @@ import json
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nnjax import data  # noqa: E402
+from experiments.plotting import plt, save
+from nnjax import data
 
 METRIC = "test_at_best_validation"
 
@@ -46,10 +43,7 @@ def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 1
     shown = f"the {len(errors)}" if len(errors) == len(all_errors) else f"{len(errors)} of the {len(all_errors)}"
     fig.suptitle(f"{record['id']}: {shown} misclassified test digits (true → predicted), "
                  f"test {best_run(record)[METRIC]:.2f}%", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def _tiles(kernels: np.ndarray, per_row: int, ax, title: str) -> None:
@@ -76,10 +70,7 @@ def plot_filters(filters: list[np.ndarray], net_id: str, path: Path) -> Path:
         kernels = np.transpose(w, (2, 3, 0, 1)).reshape(c * f, k, k)
         _tiles(kernels, f, ax, f"{net_id} conv layer {layer}: {f} feature maps (columns) × "
                                f"{c} input channel{'s' * (c > 1)} (rows), {k}×{k}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def plot_curves(records: list[dict], path: Path) -> Path:
@@ -95,10 +86,7 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     ax.set_title("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of each row")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def main(argv=None) -> list[Path]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from experiments import ch6, ch6_plots
+from experiments import ch6, ch6_plots, common
 
 
 @pytest.mark.mnist
@@ -29,15 +29,18 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
-def test_set_overrides_are_typed_and_checked():
-    cfg = ch6.override(ch6.RUNS[5], ["epochs=2", "shuffle=true", "convs=8,16", "eta=0.5", "train_size=100",
-                                     "dropout_mode=inverted"])
+def test_set_overrides_are_typed_and_checked(tmp_path):
+    cfg = common.override(ch6.RUNS[5], ["epochs=2", "shuffle=true", "convs=8,16", "eta=0.5", "train_size=100",
+                                        "dropout_mode=inverted"])
     assert (cfg.epochs, cfg.shuffle, cfg.convs, cfg.eta, cfg.train_size, cfg.dropout_mode) == \
         (2, True, (8, 16), 0.5, 100, "inverted")
-    with pytest.raises(SystemExit, match="field one of"):
-        ch6.override(cfg, ["epoch=2"])
-    with pytest.raises(SystemExit, match="cannot read 'many' as int"):
-        ch6.override(cfg, ["epochs=many"])
+    for bad, message in [("epoch=2", "unknown config field"), ("epochs=many", "expected a value of type int"),
+                         ("dropout_mode=keras", "dropout_mode must be one of"), ("eta=-1", "eta must be"),
+                         ("dropout=1.0", "dropout must be")]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            common.override(ch6.RUNS[5], [bad])
+    with pytest.raises(SystemExit):
+        ch6.main(["--only", "6a", "--set", "epochs=0", "--out", str(tmp_path)])
 
 
 def test_book_rows_match_book_md():
@@ -50,6 +53,5 @@ def test_book_rows_match_book_md():
 
 
 def test_backprop_gradient_refuses_dropout_rows():
-    import dataclasses
     with pytest.raises(ValueError, match="no dropout rule"):
-        ch6.programs(dataclasses.replace(ch6.RUNS[10], gradient="backprop"), 100, 1)
+        common.override(ch6.RUNS[10], ["gradient=backprop"])
