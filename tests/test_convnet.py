@@ -69,9 +69,12 @@ def test_a_small_conv_net_learns_mnist(mnist):
     _, params = net.init(jax.random.key(0), (28, 28, 1))
     x = jnp.asarray(mnist.training.x[:2000]).reshape(-1, 28, 28, 1)
     y = jnp.asarray(mnist.training.y[:2000])
-    grad = convnet.make_grad(net.apply, lmbda=0.1, n=2000, batch_size=10)
-    params, history = train.fit(params, grad, optim.sgd(0.1), (x, y), epochs=2, batch_size=10, key=jax.random.key(1),
-                                shuffle=False, evaluate=lambda p, xe, ye: convnet.evaluate(p, xe, ye, apply=net.apply),
-                                evaluation_data=(mnist.validation.x[:1000].reshape(-1, 28, 28, 1),
-                                                 mnist.validation.y[:1000]))
-    assert history["evaluation_accuracy"][-1] > 850
+    opt = optim.sgd(0.1)
+    epoch = jax.jit(train.make_epoch(convnet.make_grad(net.apply, lmbda=0.1, n=2000, batch_size=10), opt, 10,
+                                     shuffle=False))
+    state = (params, opt.init(params))
+    for e in range(2):
+        state = epoch(*state, jax.random.key(e), x, y)
+    correct, _ = convnet.evaluate(state[0], jnp.asarray(mnist.validation.x[:1000]).reshape(-1, 28, 28, 1),
+                                  jnp.asarray(mnist.validation.y[:1000]), apply=net.apply)
+    assert int(correct) > 850
