@@ -226,6 +226,8 @@ def run(cfg: ConvConfig, mnist: data.MNIST, seeds: list[int], verbose: bool = Tr
 def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
     p.set_defaults(gradient="autodiff")
+    next(a for a in p._actions if a.dest == "gradient").help = (
+        "gradient method: jax.grad (autodiff, the default) or nnjax.conv_backprop by hand (backprop; no dropout)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a ConvConfig field of every selected run, e.g. --set shuffle=true (repeatable)")
     args = p.parse_args(argv)
