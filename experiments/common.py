@@ -266,6 +266,11 @@ def make_record(cfg: RunConfig, per_seed: list[dict], metric: str = "peak", **ex
     }
 
 
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell (a literal | would end the cell)."""
+    return str(text).replace("|", "\\|")
+
+
 def markdown_table(records: list[dict]) -> str:
     """Book against ours, one row per record."""
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
@@ -277,8 +282,9 @@ def markdown_table(records: list[dict]) -> str:
         book = "–" if r["book"] is None else f"{r['book']:{fmt}}{suffix}"
         best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
         ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+        metric, note = (cell(r.get(k, "")) for k in ("metric", "note"))
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
-                     f"{r.get('metric', '')} | {r['wall_s']:.1f} | {r.get('note', '')} |")
+                     f"{metric} | {r['wall_s']:.1f} | {note} |")
     dev = records[0]["device"] if records else ""
     lines.append(f"\nDevice: {dev}; jax {jax.__version__}; {environment()['machine']}.")
     return "\n".join(lines) + "\n"
