@@ -12,10 +12,8 @@ records of other ids already in DIR/ch3.json, so the chapter can be run in parts
 """
 
 import dataclasses
-import json
 import time
 from functools import partial
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -92,8 +90,9 @@ def group(id_: str) -> str:
     return id_.split("/")[0]
 
 
-IDS = list(dict.fromkeys([group(c.id) for c in RUNS[:2]] + ["3c", "3d"] + [group(c.id) for c in RUNS[3:]]
-                         + ["3m", "3i", "3j", "X-momentum", "S-sweep"]))  # --only names, in results order
+# the --only names, in the order of the results table
+IDS = ["3a", "3b", "3c", "3d", "3e", "3f", "3g", "3h", "3i", "3j", "3k", "3l", "3m", "3n", "3o", "3p", "3q", "3r",
+       "X-L1", "X-momentum", "X-early-stopping", "X-eta-schedule", "X-tanh", "X-relu", "S-sweep"]
 
 
 def quick(cfg: RunConfig) -> RunConfig:
@@ -152,7 +151,8 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
                         training, hyperparams={name: jnp.array([v for v, _ in members])}, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, keys=keys, evaluate=partial(network.evaluate, net=net),
                         evaluation_data=evaluation, monitor_training=cfg.monitor_training,
-                        penalty=optim.l2_penalty, on_epoch=show)
+                        penalty=optim.l1_penalty if cfg.l1 else optim.l2_penalty if cfg.lmbda else None,
+                        on_epoch=show)
     wall = time.perf_counter() - start
     records = []
     for v in values:
@@ -166,10 +166,10 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
                              "accuracy": acc, "history": h, "wall_s": wall / len(members),
                              "n_train": len(training[1]), "n_eval": len(evaluation[1])})
         sub = dataclasses.replace(cfg, id=f"{cfg.id}/{LABEL[name]}={v}", **{"eta" if name == "learning_rate" else name: v})
+        final_cost = (float(np.mean([r["history"]["training_cost"][-1] for r in per_seed]))
+                      if cfg.monitor_training else None)
         records.append(common.make_record(sub, per_seed, metric="peak", swept=name, sweep_members=len(members),
-                                          sweep_wall_s=wall, final_training_cost_mean=float(np.mean(
-                                              [r["history"]["training_cost"][-1] for r in per_seed]))
-                                          if cfg.monitor_training else None))
+                                          sweep_wall_s=wall, final_training_cost_mean=final_cost))
     return records
 
 
@@ -301,11 +301,9 @@ def main(argv=None) -> list[dict]:
                                      min(args.svm_max, 500) if args.quick else args.svm_max, run, verbose)
     if "S-sweep" in run:
         records.append(timing_record(prep(TIMING), mnist, SWEEP_ETAS, verbose))
-    path = Path(args.out) / "ch3.json"
-    if args.merge and path.exists():
-        new = {r["id"] for r in records}
-        records = [r for r in json.loads(path.read_text()) if r["id"] not in new] + records
-    order = {g: i for i, g in enumerate(IDS)}
+    if args.merge:
+        records = common.merge_saved(args.out, "ch3", records, IDS)
+    order = {g: i for i, g in enumerate(IDS)}  # "3k/large" sorts as "3k"
     records.sort(key=lambda r: order.get(group(r["id"]), len(order)))
     path = common.write_results(args.out, "ch3", records, summary_md(records))
     print(common.markdown_table(records) + "\n" + summary_md(records))

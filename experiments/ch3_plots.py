@@ -12,21 +12,19 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from experiments.plotting import plt, save
 
 
 def percent(counts, n):
     return 100.0 * np.asarray(counts, dtype=float) / n
 
 
-def tidy(a, fontsize=None) -> None:
+def tidy(a, fontsize=None, loc="best") -> None:
     """Grid, and a legend only where something was drawn."""
     if a.get_legend_handles_labels()[0]:
-        a.legend(fontsize=fontsize)
+        a.legend(fontsize=fontsize, loc=loc)
     a.grid(alpha=0.3)
 
 
@@ -52,10 +50,7 @@ def overfitting(record: dict, path: Path, title: str) -> Path:
         a.set(xlabel="epoch", title=label)
         a.grid(alpha=0.3)
     fig.suptitle(f"{title}  (peak test accuracy {record['best']:.2f}%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def init_comparison(records: dict, path: Path) -> Path:
@@ -69,10 +64,7 @@ def init_comparison(records: dict, path: Path) -> Path:
         hidden = "30" if net == "3k" else "100"
         a.set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"{net}: [784, {hidden}, 10], η 0.1, λ 5")
         tidy(a)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def multiple_eta(records: dict, path: Path) -> Path:
@@ -83,10 +75,7 @@ def multiple_eta(records: dict, path: Path) -> Path:
             a.plot(x + 1, y, label=f"η = {rec['config']['eta']}")
     a.set(xlabel="epoch", ylabel="training cost (with L2 term)", title="3m: [784, 30, 10], λ 5, default init")
     tidy(a)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def more_data(records: dict, path: Path) -> Path:
@@ -98,10 +87,7 @@ def more_data(records: dict, path: Path) -> Path:
     a.set(xscale="log", xlabel="training set size N", ylabel="validation accuracy (%)", title="more data")
     a.legend()
     a.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
 def ours(records: dict, path: Path) -> Path:
@@ -112,7 +98,7 @@ def ours(records: dict, path: Path) -> Path:
         if id_.startswith("X-momentum/"):
             x, y = mean_curve(rec, "evaluation_accuracy", as_percent=True)
             a.plot(x + 1, y, label=f"μ = {rec['config']['momentum']}")
-    a.set(title="momentum (η 0.1, λ 5)", ylim=(90, 98.5))
+    a.set(title="momentum (validation, η 0.1, λ 5)", ylim=(90, 98.5))
     a = axes[0, 1]
     rec = records.get("X-eta-schedule")
     if rec:
@@ -128,7 +114,7 @@ def ours(records: dict, path: Path) -> Path:
     if rec:
         for r in rec["per_seed"]:
             a.plot(np.arange(len(r["accuracy"])) + 1, r["accuracy"], lw=1,
-                   label=f"seed {r['seed']}: stopped after {len(r['accuracy'])}")
+                   label=f"seed {r['seed']}: stopped after {len(r['accuracy'])} epochs")
     a.set(title="early stopping: no-improvement-in-10", ylim=(94, 97.5))
     a = axes[1, 1]
     for id_, label in (("3k/default", "sigmoid"), ("X-tanh", "tanh"), ("X-relu", "ReLU"),
@@ -136,14 +122,11 @@ def ours(records: dict, path: Path) -> Path:
         if id_ in records:
             x, y = mean_curve(records[id_], "evaluation_accuracy", as_percent=True)
             a.plot(x + 1, y, "--" if id_ in ("3f", "X-L1/50k") else "-", label=label)
-    a.set(title="hidden activation (η 0.1, λ 5); L2 vs L1", ylim=(90, 98.5))
+    a.set(title="hidden activation (validation, η 0.1, λ 5); L2 vs L1 (test)", ylim=(90, 98.5))
     for a in axes.flat:
         a.set(xlabel="epoch", ylabel="accuracy (%)")
-        tidy(a, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        tidy(a, fontsize=8, loc="lower right")
+    return save(fig, path)
 
 
 def plot_all(json_path) -> list[Path]:

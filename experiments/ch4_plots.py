@@ -13,19 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from experiments.plotting import plt, save
 
 
 def steps_bumps(records: dict, path: Path) -> Path:

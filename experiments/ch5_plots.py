@@ -12,18 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from experiments.plotting import plt, save
 
 
 def speed_curves(a, runs: list[dict], title: str) -> None:
@@ -31,7 +22,7 @@ def speed_curves(a, runs: list[dict], title: str) -> None:
     speeds = np.mean([np.asarray(r["speeds"]) for r in runs], axis=0)  # (epochs + 1, layers)
     for l in range(speeds.shape[1]):
         a.plot(speeds[:, l], label=f"hidden layer {l + 1}")
-    a.set(yscale="log", xlabel="epoch", ylabel="‖δ^l‖", title=title)
+    a.set(yscale="log", xlabel="epoch", ylabel=r"$\|\delta^l\|$", title=title)
     a.legend(fontsize=7)
     a.grid(alpha=0.3, which="both")
 
@@ -60,7 +51,7 @@ def speed_init(records: dict, path: Path) -> Path:
         layers = np.arange(1, len(t["mean"]) + 1)
         a.errorbar(layers, t["mean"], yerr=t["std"], fmt="o-", label="ours (mean ± std)")
         a.plot(layers, t["book"], "kx", ms=9, label="book")
-        a.set(yscale="log", xlabel="hidden layer", ylabel="‖δ^l‖ at init", title=f"{depth} hidden layers",
+        a.set(yscale="log", xlabel="hidden layer", ylabel=r"$\|\delta^l\|$ at init", title=f"{depth} hidden layers",
               xticks=layers)
         a.legend(fontsize=8)
         a.grid(alpha=0.3, which="both")

@@ -284,6 +284,18 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (a diverged run's cost) replaced by None, so the
+    results file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict], extra_md: str = "") -> Path:
     """Write ``chapter.json`` and ``chapter.md`` (the table, then ``extra_md``) into out_dir
     atomically; return the JSON path."""
@@ -291,7 +303,8 @@ def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict],
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{chapter}.json"
     md = markdown_table(records) + (f"\n{extra_md}" if extra_md else "")
-    for target, text in ((path, json.dumps(records, indent=1)), (out / f"{chapter}.md", md)):
+    for target, text in ((path, json.dumps(json_safe(records), indent=1, allow_nan=False)),
+                         (out / f"{chapter}.md", md)):
         tmp = target.with_suffix(target.suffix + ".tmp")
         tmp.write_text(text)
         os.replace(tmp, target)
