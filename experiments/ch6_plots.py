@@ -1,0 +1,115 @@
+"""Chapter 6's figures, drawn from saved results (never retrains).
+
+    python -m experiments.ch6_plots [--out DIR] [--data-dir DIR]
+
+Reads DIR/ch6.json (and DIR/ch6_<id>_filters.npz) written by `experiments.ch6` and saves
+next to them:
+- ch6_errors.png: the misclassified test digits of the best network (the ensemble when
+  there is one), each with its true and predicted label, as the book shows its
+  ensemble's 33 errors;
+- ch6_filters_<id>.png: the learned 5×5 filters of both conv layers of that row's best run;
+- ch6_curves.png: validation and test accuracy per epoch of each row's best run.
+"""
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from experiments.plotting import plt, save
+from nnjax import data
+
+METRIC = "test_at_best_validation"
+
+
+def best_run(record: dict) -> dict:
+    """The per-seed entry a record's "best" comes from."""
+    return max(record["per_seed"], key=lambda r: r[METRIC])
+
+
+def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 11, most: int = 110) -> Path:
+    """A grid of the misclassified test images of ``record``'s best run (the first ``most``), "true → predicted"."""
+    all_errors = best_run(record)["errors"]
+    errors = all_errors[:most]
+    rows = max(1, math.ceil(len(errors) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 1.05 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (index, label, predicted) in zip(axes.flat, errors):
+        ax.imshow(test_images[index].reshape(28, 28), cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(f"{label} → {predicted}", fontsize=8)
+    shown = f"the {len(errors)}" if len(errors) == len(all_errors) else f"{len(errors)} of the {len(all_errors)}"
+    fig.suptitle(f"{record['id']}: {shown} misclassified test digits (true → predicted), "
+                 f"test {best_run(record)[METRIC]:.2f}%", fontsize=9)
+    return save(fig, path)
+
+
+def _tiles(kernels: np.ndarray, per_row: int, ax, title: str) -> None:
+    """Draw kernels (n, k, k) as one mosaic, ``per_row`` a row, each tile scaled to its own range (dark = large)."""
+    n, k = kernels.shape[0], kernels.shape[1]
+    rows = math.ceil(n / per_row)
+    mosaic = np.full((rows * (k + 1) - 1, per_row * (k + 1) - 1), np.nan)
+    for i, kern in enumerate(kernels):
+        r, c = divmod(i, per_row)
+        lo, hi = kern.min(), kern.max()
+        mosaic[r * (k + 1):r * (k + 1) + k, c * (k + 1):c * (k + 1) + k] = (kern - lo) / (hi - lo + 1e-12)
+    ax.imshow(mosaic, cmap="Greys", interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def plot_filters(filters: list[np.ndarray], net_id: str, path: Path) -> Path:
+    """Each conv layer's k×k filters: one column per feature map, one row per input channel."""
+    ratios = [w.shape[2] / w.shape[3] for w in filters]  # mosaic height / width
+    fig, axes = plt.subplots(len(filters), 1, figsize=(12, 1.0 + 12 * sum(ratios)), squeeze=False,
+                             gridspec_kw={"height_ratios": ratios})
+    for layer, (w, ax) in enumerate(zip(filters, axes[:, 0]), start=1):
+        k, _, c, f = w.shape
+        kernels = np.transpose(w, (2, 3, 0, 1)).reshape(c * f, k, k)
+        _tiles(kernels, f, ax, f"{net_id} conv layer {layer}: {f} feature maps (columns) × "
+                               f"{c} input channel{'s' * (c > 1)} (rows), {k}×{k}")
+    return save(fig, path)
+
+
+def plot_curves(records: list[dict], path: Path) -> Path:
+    """Validation (dashed) and test (solid) accuracy per epoch of each row's best run."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in records:
+        hist = best_run(r)["history"]
+        line, = ax.plot(hist["test_accuracy"], label=f"{r['id']} test")
+        ax.plot(hist["validation_accuracy"], "--", color=line.get_color(), alpha=0.6)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(96.5, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of each row")
+    return save(fig, path)
+
+
+def main(argv=None) -> list[Path]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="results", help="directory holding ch6.json (default: results)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory, for the test images")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    records = json.loads((out / "ch6.json").read_text())
+    ensembles = [r for r in records if r["config"]["members"] > 1]
+    shown = max(ensembles or records, key=lambda r: r["best"])
+    paths = [plot_errors(shown, data.load_mnist(args.data_dir).test.x, out / "ch6_errors.png"),
+             plot_curves(records, out / "ch6_curves.png")]
+    for r in records:
+        npz = out / f"ch6_{r['id']}_filters.npz"
+        if npz.exists():
+            with np.load(npz, allow_pickle=False) as f:
+                paths.append(plot_filters([f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))],
+                                          r["id"], out / f"ch6_filters_{r['id']}.png"))
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
+
+
+if __name__ == "__main__":
+    main()

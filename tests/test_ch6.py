@@ -1,0 +1,57 @@
+"""experiments.ch6: the --quick smoke run end to end, its results files and figures, and option checks."""
+
+import json
+
+import pytest
+
+from experiments import ch6, ch6_plots, common
+
+
+@pytest.mark.mnist
+def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
+    records = ch6.main(["--quick", "--only", "6c,6l", "--out", str(tmp_path), "--quiet", "--data-dir", str(mnist_dir)])
+    saved = json.loads((tmp_path / "ch6.json").read_text())
+    assert [r["id"] for r in saved] == ["6c", "6l"] == [r["id"] for r in records]
+    for r in saved:
+        run = r["per_seed"][0]
+        assert r["metric"] == "test_at_best_validation" and 0 <= r["best"] <= 100
+        assert r["best"] == run["history"]["test_accuracy"][run["best_validation_epoch"]]
+        assert len(run["errors"]) == round((100 - r["best"]) * 500 / 100)  # 500 test images in --quick
+        assert r["config"]["epochs"] == 1 and r["config"]["train_size"] == 200
+    ens = saved[1]
+    assert ens["config"]["members"] == 2 and ens["per_seed"][0]["seeds"] == [0, 1]
+    assert len(ens["per_seed"][0]["history"]["member_test_accuracy"][0]) == 2
+    assert len(ens["per_seed"][0]["member_test_at_best_validation"]) == 2
+    assert ens["train_images"] == 1000  # 200 images and their 4 shifts
+    assert (tmp_path / "ch6_6c_filters.npz").exists() and (tmp_path / "ch6.md").exists()
+    paths = ch6_plots.main(["--out", str(tmp_path), "--data-dir", str(mnist_dir)])
+    assert {p.name for p in paths} == {"ch6_errors.png", "ch6_curves.png", "ch6_filters_6c.png", "ch6_filters_6l.png"}
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_set_overrides_are_typed_and_checked(tmp_path):
+    cfg = common.override(ch6.RUNS[5], ["epochs=2", "shuffle=true", "convs=8,16", "eta=0.5", "train_size=100",
+                                        "dropout_mode=inverted"])
+    assert (cfg.epochs, cfg.shuffle, cfg.convs, cfg.eta, cfg.train_size, cfg.dropout_mode) == \
+        (2, True, (8, 16), 0.5, 100, "inverted")
+    for bad, message in [("epoch=2", "unknown config field"), ("epochs=many", "expected a value of type int"),
+                         ("dropout_mode=keras", "dropout_mode must be one of"), ("eta=-1", "eta must be"),
+                         ("dropout=1.0", "dropout must be")]:
+        with pytest.raises((ValueError, TypeError), match=message):
+            common.override(ch6.RUNS[5], [bad])
+    with pytest.raises(SystemExit):
+        ch6.main(["--only", "6a", "--set", "epochs=0", "--out", str(tmp_path)])
+
+
+def test_book_rows_match_book_md():
+    rows = {c.id: c for c in ch6.RUNS}
+    assert rows["6f"].arch() == rows["6d"].arch()[:2] + (("act", "relu"),) + rows["6d"].arch()[3:5] + \
+        (("act", "relu"),) + (("flatten",), ("dense", 100), ("act", "relu"), ("softmax", 10))
+    assert (rows["6f"].eta, rows["6f"].lmbda, rows["6g"].expand) == (0.03, 0.1, "shifts")
+    assert (rows["6k"].epochs, rows["6k"].dropout, rows["6k"].lmbda, rows["6l"].members) == (40, 0.5, 0.0, 5)
+    assert not any(c.shuffle for c in ch6.RUNS)  # network3 never reshuffles
+
+
+def test_backprop_gradient_refuses_dropout_rows():
+    with pytest.raises(ValueError, match="no dropout rule"):
+        common.override(ch6.RUNS[10], ["gradient=backprop"])
