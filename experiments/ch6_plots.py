@@ -8,7 +8,9 @@ next to them:
   there is one), each with its true and predicted label, as the book shows its
   ensemble's 33 errors;
 - ch6_filters_<id>.png: the learned 5×5 filters of both conv layers of that row's best run;
-- ch6_curves.png: validation and test accuracy per epoch of each row's best run.
+- ch6_curves.png: validation and test accuracy per epoch of each row's best run;
+- ch6_expansion.png: training images with their four one-pixel shifts (the book's
+  expanded data) and the optional rotations and elastic distortions of `nnjax.expand`.
 """
 
 import argparse
@@ -16,10 +18,12 @@ import json
 import math
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.plotting import plt, save
-from nnjax import data
+from nnjax import data, expand
 
 METRIC = "test_at_best_validation"
 
@@ -89,6 +93,24 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     return save(fig, path)
 
 
+def plot_expansion(images: np.ndarray, path: Path) -> Path:
+    """Each image, its shifts down, up, right, left, two ±10° rotations and an elastic distortion."""
+    x = jnp.asarray(images).reshape(-1, 28, 28)
+    shifted, _ = expand.shifts(x, jnp.zeros(len(x), jnp.int32))
+    columns = [shifted.reshape(len(x), 5, 28, 28)[:, i] for i in range(5)]
+    columns += [expand.rotate(x, jnp.full(len(x), d)) for d in (-10.0, 10.0)]
+    columns.append(expand.elastic(x, jax.random.key(0)))
+    titles = ["original", "down", "up", "right", "left", "rotated −10°", "rotated +10°", "elastic"]
+    fig, axes = plt.subplots(len(x), len(columns), figsize=(len(columns) * 1.1, len(x) * 1.2), squeeze=False)
+    for j, (col, title) in enumerate(zip(columns, titles)):
+        axes[0, j].set_title(title, fontsize=8)
+        for i in range(len(x)):
+            axes[i, j].imshow(np.asarray(col[i]), cmap="Greys", vmin=0, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+    return save(fig, path)
+
+
 def main(argv=None) -> list[Path]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results", help="directory holding ch6.json (default: results)")
@@ -98,8 +120,9 @@ def main(argv=None) -> list[Path]:
     records = json.loads((out / "ch6.json").read_text())
     ensembles = [r for r in records if r["config"]["members"] > 1]
     shown = max(ensembles or records, key=lambda r: r["best"])
-    paths = [plot_errors(shown, data.load_mnist(args.data_dir).test.x, out / "ch6_errors.png"),
-             plot_curves(records, out / "ch6_curves.png")]
+    mnist = data.load_mnist(args.data_dir)
+    paths = [plot_errors(shown, mnist.test.x, out / "ch6_errors.png"), plot_curves(records, out / "ch6_curves.png"),
+             plot_expansion(mnist.training.x[:4], out / "ch6_expansion.png")]
     for r in records:
         npz = out / f"ch6_{r['id']}_filters.npz"
         if npz.exists():
