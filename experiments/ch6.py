@@ -144,6 +144,11 @@ def programs(cfg: ConvConfig, n: int, members: int):
     return net, opt, jax.jit(ensemble.make_epoch(*args)), jax.jit(jax.vmap(outputs, in_axes=(0, None)))
 
 
+def percent(predictions, labels) -> float:
+    """Accuracy in percent, from the exact count of correct predictions."""
+    return common.percent(int(jnp.sum(predictions == labels)), len(labels))
+
+
 def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) -> dict:
     """Train one network per seed (one vmapped program when several); evaluate every epoch.
 
@@ -177,15 +182,15 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) ->
         zv, zt = outputs(params, xv), outputs(params, xt)  # (members, n, 10)
         pred_v, pred_t = jnp.argmax(zv, -1), jnp.argmax(zt, -1)
         if len(seeds) > 1:
-            hist["member_validation_accuracy"].append((100 * jnp.mean(pred_v == yv[None], axis=1)).tolist())
-            hist["member_test_accuracy"].append((100 * jnp.mean(pred_t == yt[None], axis=1)).tolist())
+            hist["member_validation_accuracy"].append([percent(p, yv) for p in pred_v])
+            hist["member_test_accuracy"].append([percent(p, yt) for p in pred_t])
             for name, z, yy in (("validation", zv, yv), ("test", zt, yt)):
                 mp = ensemble.mean_probability(jax.nn.softmax(z, axis=-1))
-                hist[f"mean_probability_{name}_accuracy"].append(float(100 * jnp.mean(mp == yy)))
+                hist[f"mean_probability_{name}_accuracy"].append(percent(mp, yy))
             pred_v, pred_t = ensemble.plurality_vote(pred_v), ensemble.plurality_vote(pred_t)
         else:
             pred_v, pred_t = pred_v[0], pred_t[0]
-        val, test = float(100 * jnp.mean(pred_v == yv)), float(100 * jnp.mean(pred_t == yt))
+        val, test = percent(pred_v, yv), percent(pred_t, yt)
         hist["validation_accuracy"].append(val)
         hist["test_accuracy"].append(test)
         if val > best[0]:
