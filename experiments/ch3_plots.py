@@ -8,13 +8,12 @@ ch3_more_data.png (3i, 3j) and ch3_ours.png (momentum, η schedule, early stoppi
 tanh and ReLU, L1 on 50,000 images). A figure whose records are missing is skipped.
 """
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from experiments.plotting import plt, save
+from experiments.plotting import load_records, plt, save
 
 
 def percent(counts, n):
@@ -131,9 +130,8 @@ def ours(records: dict, path: Path) -> Path:
 
 def plot_all(json_path) -> list[Path]:
     """Every chapter-3 figure whose records are in ``json_path``; returns the PNG paths written."""
-    json_path = Path(json_path)
-    records = {r["id"]: r for r in json.loads(json_path.read_text())}
-    out, written = json_path.parent, []
+    records, out = load_records(json_path)
+    written = []
     for id_, name, title in (("3c", "overfitting", "3c: [784,30,10] on 1,000 images, λ = 0"),
                              ("3e", "regularised", "3e: [784,30,10] on 1,000 images, L2 λ = 0.1"),
                              ("X-L1/1000", "l1", "ours: [784,30,10] on 1,000 images, L1 λ = 0.1")):

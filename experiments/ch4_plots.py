@@ -9,14 +9,13 @@ tower, the grid of towers, the overlap repair). A figure whose records are missi
 skipped.
 """
 
-import json
 import sys
 from pathlib import Path
 
 import matplotlib.ticker
 import numpy as np
 
-from experiments.plotting import plt, save
+from experiments.plotting import load_records, plt, save
 
 
 def steps_bumps(records: dict, path: Path) -> Path:
@@ -122,9 +121,8 @@ def towers(records: dict, path: Path) -> Path:
 
 def plot_all(json_path) -> list[Path]:
     """Every chapter-4 figure whose records are in ``json_path``; returns the PNG paths written."""
-    json_path = Path(json_path)
-    records = {r["id"]: r for r in json.loads(json_path.read_text())}
-    out, written = json_path.parent, []
+    records, out = load_records(json_path)
+    written = []
     for needed, fn, name in ((("4b", "4c", "4d"), steps_bumps, "steps_bumps"),
                              (("4a", "4b"), approximations, "approximations"),
                              (("4b", "4c", "4d", "4g"), errors, "errors"), (("4e", "4f"), towers, "towers")):

@@ -8,13 +8,12 @@ and ch5_chain.png (5g). Speeds are on a log scale. A figure whose records are mi
 is skipped.
 """
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from experiments.plotting import plt, save
+from experiments.plotting import load_records, plt, save
 
 
 def speed_curves(a, runs: list[dict], title: str) -> None:
@@ -106,9 +105,8 @@ def chain(records: dict, path: Path) -> Path:
 
 def plot_all(json_path) -> list[Path]:
     """Every chapter-5 figure whose records are in ``json_path``; returns the PNG paths written."""
-    json_path = Path(json_path)
-    records = {r["id"]: r for r in json.loads(json_path.read_text())}
-    out, written = json_path.parent, []
+    records, out = load_records(json_path)
+    written = []
     if any(k in records for k in ("5a", "5b", "5c", "5d")):
         written.append(accuracy(records, out / "ch5_accuracy.png"))
     for id_, fn, name in (("5e", speed_init, "speed_init"), ("5g", chain, "chain")):

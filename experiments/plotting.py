@@ -3,6 +3,7 @@
 Figures are drawn from saved results only (plotting never retrains) and written as PNG.
 """
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -17,3 +18,9 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def load_records(json_path) -> tuple[dict, Path]:
+    """The records of a saved chN.json by id, and the folder the figures go to (beside it)."""
+    json_path = Path(json_path)
+    return {r["id"]: r for r in json.loads(json_path.read_text())}, json_path.parent
