@@ -3,7 +3,7 @@
 import jax
 import pytest
 
-from experiments import bench_conv, bench_torch
+from experiments import bench_conv
 from nnjax import convnet
 from nnjax.network import num_params
 
@@ -22,6 +22,7 @@ def test_bench_conv_times_each_variant(tmp_path):
 @pytest.mark.parametrize("net_id", ["6b", "6f"])
 def test_torch_twin_has_the_same_parameters(net_id):
     pytest.importorskip("torch", reason="PyTorch is the optional 'bench' extra")
+    from experiments import bench_torch  # imports torch at module level
     spec = bench_conv.NETS[net_id]
     _, params = convnet.build(convnet.network3_arch(**spec)).init(jax.random.key(0), (28, 28, 1))
     model = bench_torch.torch_net(**spec)
