@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from nnjax import conv, conv_backprop, convnet, data, ensemble, expand, optim, train, validate
+from nnjax import conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) ->
         params, k_train = jax.tree_util.tree_map(lambda a: a[0], params), k_train[0]
     opt_state = opt.init(params) if len(seeds) == 1 else jax.vmap(opt.init)(params)
     if len(seeds) > 1 and len(seeds) % jax.device_count() == 0:  # members split over several devices
-        params, opt_state, k_train = ensemble.shard_members((params, opt_state, k_train))
+        params, opt_state, k_train = parallel.shard_members((params, opt_state, k_train))
     label = f"{cfg.id} seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))}"
     show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
     hist = {"validation_accuracy": [], "test_accuracy": [], "seconds": []}

@@ -5,10 +5,10 @@ them vote, reaching 99.67%. Here the N members' parameters are stacked along a l
 member axis and `make_epoch` is `jax.vmap` of the single-network epoch
 (`nnjax.train.make_epoch`), so N networks train in one program: each member gets its own
 key (its own initialisation, dropout masks and, if shuffled, training order) and sees
-exactly what it would see trained alone. `shard_members` spreads the member axis over
-several devices (GPUs, or CPU devices under
+exactly what it would see trained alone. `nnjax.parallel.shard_members` spreads the
+member axis over several devices (GPUs, or CPU devices under
 ``XLA_FLAGS=--xla_force_host_platform_device_count=N``), and jit then runs each device's
-members in parallel.
+members in parallel (`nnjax.parallel.make_member_epoch`).
 
 Two ways to combine the members' outputs:
 - `plurality_vote`: each member votes for its argmax digit; the most votes wins (the
@@ -18,8 +18,6 @@ Two ways to combine the members' outputs:
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from nnjax import train
 
@@ -50,23 +48,3 @@ def mean_probability(probabilities: Array) -> Array:
     """argmax of the mean of the members' outputs a^L, ``probabilities`` of shape (members, n, classes)."""
     return jnp.argmax(jnp.mean(probabilities, axis=0), axis=-1)
 
-
-def shard_members(tree, devices=None):
-    """Place the member axis of every leaf across ``devices`` (default: all); a no-op on one device.
-
-    The number of members must be a multiple of the number of devices.
-    """
-    devices = jax.devices() if devices is None else list(devices)
-    if len(devices) == 1:
-        return tree
-    n = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(tree)}
-    if len(n) != 1 or next(iter(n)) % len(devices):
-        raise ValueError(f"cannot split member axes of sizes {sorted(n)} evenly over {len(devices)} devices; "
-                         "use a number of members that is a multiple of the device count")
-    mesh = Mesh(np.array(devices), ("members",))
-
-    def put(leaf):
-        spec = PartitionSpec("members", *([None] * (leaf.ndim - 1)))
-        return jax.device_put(leaf, NamedSharding(mesh, spec))
-
-    return jax.tree_util.tree_map(put, tree)

@@ -1,9 +1,4 @@
-"""nnjax.ensemble: members trained as one vmapped program equal members trained alone; votes; sharding."""
-
-import os
-import subprocess
-import sys
-import textwrap
+"""nnjax.ensemble: members trained as one vmapped program equal members trained alone; votes (sharding: test_parallel.py)."""
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +6,6 @@ import numpy as np
 
 from nnjax import convnet, ensemble, optim, train
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 F64 = jnp.float64
 
 
@@ -46,44 +40,3 @@ def test_mean_probability_can_overrule_the_vote():
     probs = jnp.array([[[0.6, 0.4]], [[0.6, 0.4]], [[0.0, 1.0]]])  # two weak votes for 0, one sure 1
     assert int(ensemble.mean_probability(probs)[0]) == 1
     assert int(ensemble.plurality_vote(jnp.argmax(probs, -1))[0]) == 0
-
-
-def test_shard_members_is_a_no_op_on_one_device():
-    tree = {"w": jnp.ones((3, 2))}
-    assert ensemble.shard_members(tree, jax.devices()[:1]) is tree
-
-
-SHARDED = textwrap.dedent("""
-    import jax, jax.numpy as jnp, numpy as np
-    from nnjax import convnet, ensemble, optim
-    assert len(jax.devices()) == 2
-    net = convnet.build(convnet.network3_arch((2,), (4,), "relu", n_out=3))
-    x = jax.random.uniform(jax.random.key(0), (20, 8, 8, 1)); y = jnp.arange(20) % 3
-    opt = optim.sgd(0.1)
-    k_init, k_train = jnp.stack([jax.random.split(jax.random.key(s)) for s in range(4)], axis=1)
-    params = ensemble.init_members(net.init, k_init, (8, 8, 1))
-    state = (params, jax.vmap(opt.init)(params), k_train)
-    epoch = jax.jit(ensemble.make_epoch(convnet.make_grad(net.apply), opt, 5))
-    plain, _ = epoch(*state, x, y)
-    sharded, _ = epoch(*ensemble.shard_members(state), x, y)
-    leaf = sharded[-1]["w"]
-    assert len(leaf.sharding.device_set) == 2, leaf.sharding
-    assert [s.data.shape[0] for s in leaf.addressable_shards] == [2, 2]
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), plain, sharded)
-    try:
-        ensemble.shard_members({"w": jnp.ones((3, 2))})
-    except ValueError as e:
-        assert "multiple of the device count" in str(e)
-    else:
-        raise AssertionError("3 members on 2 devices should fail")
-    print("ok")
-""")
-
-
-def test_members_shard_over_two_cpu_devices():
-    """XLA_FLAGS is read once per process, so the two-device run gets its own."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": REPO_ROOT}
-    out = subprocess.run([sys.executable, "-c", SHARDED], env=env, cwd=REPO_ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
