@@ -4,7 +4,10 @@ XLA reads XLA_FLAGS once per process, and the pytest process has already started
 with one device, so each check runs as
     XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu \\
         python tests/parallel_checks.py CHECK
-and prints "ok" when it passes. Everything is float32 (x64 stays off here), the dtype
+and prints "ok" when it passes. ``two_processes`` is the multi-host launch on one machine:
+two processes with ``--xla_force_host_platform_device_count=4`` each, run as
+    python tests/parallel_checks.py two_processes HOST:PORT PROCESS_ID
+for PROCESS_ID 0 and 1 (CPU collectives go over gloo, jax's default). Everything is float32 (x64 stays off here), the dtype
 training uses; "equal" means within 1e-6.
 """
 
@@ -160,9 +163,26 @@ def check_member_parallel() -> None:
         raise AssertionError("3 members on 8 devices must be refused")
 
 
+def check_two_processes() -> None:
+    """Run as two processes of 4 devices each: the mesh spans both and 5 steps equal 5 on one device."""
+    assert jax.process_count() == 2 and jax.local_device_count() == 4, (jax.process_count(), jax.local_devices())
+    m = parallel.mesh()
+    params, x, y = problem()
+    grad = autodiff.make_grad(NET)
+    alone = five_steps(jax.jit(train.make_step(grad, optimizer())), params, x, y)
+    for form, step in (("automatic", parallel.make_step(grad, optimizer(), m)),
+                       ("shard_map", parallel.shard_map_step(grad, optimizer(), m))):
+        sharded = five_steps(step, params, x, y)
+        on_every_device(sharded, 8)
+        local = jax.tree_util.tree_map(lambda a: a.addressable_data(0), sharded)  # this process's copy
+        assert_same(local, alone, f"{form} form over two processes")
+
+
 CHECKS = {name.removeprefix("check_"): f for name, f in globals().items() if name.startswith("check_")}
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4:  # CHECK COORDINATOR PROCESS_ID: one of two processes
+        jax.distributed.initialize(coordinator_address=sys.argv[2], num_processes=2, process_id=int(sys.argv[3]))
     assert jax.device_count() == 8, f"run with XLA_FLAGS=--xla_force_host_platform_device_count=8, got {jax.devices()}"
     CHECKS[sys.argv[1]]()
     print("ok")

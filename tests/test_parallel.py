@@ -6,6 +6,7 @@ argument errors are checked here, in the test process.
 """
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -19,13 +20,32 @@ from nnjax import backprop, parallel, train
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("check", sorted(checks.CHECKS))
+CHECKS = os.path.join(REPO_ROOT, "tests", "parallel_checks.py")
+
+
+def cpu_env(devices: int) -> dict:
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
+            "PYTHONPATH": REPO_ROOT}
+
+
+@pytest.mark.parametrize("check", sorted(set(checks.CHECKS) - {"two_processes"}))
 def test_on_eight_cpu_devices(check):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": REPO_ROOT}
-    out = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "parallel_checks.py"), check], env=env,
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, CHECKS, check], env=cpu_env(8), cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_two_processes_of_four_devices():
+    """The multi-host launch of docs/scale.md, both hosts on this machine."""
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, CHECKS, "two_processes", f"localhost:{port}", str(i)], env=cpu_env(4),
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for i, (p, (stdout, stderr)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0 and stdout.strip().endswith("ok"), f"process {i}: {stderr[-3000:]}"
 
 
 def test_one_device_mesh_gives_plain_training():
@@ -60,3 +80,14 @@ def test_errors_say_what_to_do():
                             parallel.mesh(axis_names=("members",), devices=one))
     with pytest.raises(ValueError, match="same leading member axis"):
         parallel.shard_members({"w": jnp.ones((2, 3)), "b": jnp.ones((3,))}, parallel.mesh(devices=one), "data")
+
+
+def test_parallel_experiment_quick(mnist_dir, capsys):
+    from experiments import parallel as experiment
+
+    history = experiment.main(["--quick", "--data-dir", str(mnist_dir)])
+    assert len(history["evaluation_accuracy"]) == 1 and history["evaluation_accuracy"][0] > 3000, history
+    assert "1 cpu device(s) in 1 process(es): mini-batch 10 = 1 × 10" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # refused before jax.distributed.initialize is called
+        experiment.main(["--quick", "--coordinator", "localhost:1"])
+    assert "needs all three of --coordinator, --num-processes and --process-id" in capsys.readouterr().err
