@@ -33,7 +33,13 @@ Two ways to write it:
 
 **Member parallelism** (ch6 ensembles): the members' stacked parameters are split along
 the mesh axis "members" (`shard_members`); `make_member_epoch` is `nnjax.ensemble`'s
-vmapped epoch compiled with that sharding, so each device trains its own members.
+vmapped epoch compiled with that sharding, so each device trains its own members. On a
+two-axis mesh ("members", "data") it can split each member's mini-batch as well.
+
+Each function returned here first moves its arguments onto the mesh (jit refuses arrays
+committed to other devices, such as another program's outputs) and keeps the jitted
+program as ``.program``, e.g. ``step.program.lower(*args).compile().as_text()`` shows
+the collectives and each device's share of the mini-batch.
 
 Multi-host: call ``jax.distributed.initialize(...)`` first in every process; `mesh`
 then spans every process's devices and the same programs run unchanged, each process
@@ -113,6 +119,7 @@ def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: Mesh,
         _check_split("the mini-batch size", x.shape[0], m, axis)
         return jitted(*jax.device_put((params, opt_state, x, y, key), shardings))
 
+    step.program = jitted
     return step
 
 
@@ -131,6 +138,7 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
     def epoch(params, opt_state, key, x, y):
         return jitted(*jax.device_put((params, opt_state, key, x, y), replicated))
 
+    epoch.program = jitted
     return epoch
 
 
@@ -155,6 +163,7 @@ def shard_map_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: 
         _check_split("the mini-batch size", x.shape[0], m, axis)
         return jitted(params, opt_state, x, y)
 
+    step.program = jitted
     return step
 
 
@@ -174,12 +183,19 @@ def shard_members(tree, m: Mesh | None = None, axis: str = MEMBERS):
 
 
 def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int, m: Mesh,
-                      shuffle: bool = True, stochastic: bool = False, axis: str = MEMBERS):
+                      shuffle: bool = True, stochastic: bool = False, axis: str = MEMBERS,
+                      data_axis: str | None = None):
     """``epoch(params, opt_state, keys, x, y)``: `nnjax.ensemble.make_epoch` with members split along ``axis``.
 
     params, opt_state and keys carry the member axis (see `shard_members`); the data is
-    replicated. Member i is exactly the network trained alone from its own key.
+    replicated. Member i is the network trained alone from its own key.
+    data_axis: also split each member's mini-batch along this second mesh axis, e.g. on
+        ``mesh((2, 4), ("members", "data"))`` each device trains half the members on a
+        quarter of each mini-batch.
     """
+    if data_axis is not None:
+        _check_split("batch_size", batch_size, m, data_axis)
+        grad_fn = data_parallel(grad_fn, m, data_axis)
     members, replicated = NamedSharding(m, P(axis)), NamedSharding(m, P())
     shardings = (members, members, members, replicated, replicated)
     jitted = jax.jit(ensemble.make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic),
@@ -189,5 +205,6 @@ def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, 
         state = (params, opt_state, keys)
         return jitted(*shard_members(state, m, axis), *jax.device_put((x, y), replicated))
 
+    epoch.program = jitted
     return epoch
 

@@ -76,9 +76,10 @@ def check_data_parallel_step() -> None:
             sharded = five_steps(step, params, x, y)
             assert_same(sharded, alone, f"{form} form, {name} gradient")
             on_every_device(sharded, 8)
-        # the work really is split: each device sees 2 of the 16 examples and the gradient is all-reduced
-        hlo = jax.jit(parallel.data_parallel(grad, m)).lower(params, x[:M], y[:M]).compile().as_text()
-        assert "all-reduce" in hlo and "f32[2,6]" in hlo, hlo[:2000]
+            # the work really is split: each device sees 2 of the 16 examples; the gradient is all-reduced
+            no_key = (None,) if form == "automatic" else ()  # make_step's program takes key=None
+            hlo = step.program.lower(params, optimizer().init(params), x[:M], y[:M], *no_key).compile().as_text()
+            assert "all-reduce" in hlo and "f32[2,6]" in hlo, f"{form}: {hlo[:2000]}"
     key = jax.random.key(1)  # train.fit's epoch 0 trains with fold_in(key, 0)
     expected = jax.jit(train.make_epoch(backprop.make_grad(NET), optimizer(), M))(
         params, optimizer().init(params), jax.random.fold_in(key, 0), x, y)
@@ -139,22 +140,30 @@ def check_pmean_of_local_gradients_is_caught() -> None:
 
 
 def check_member_parallel() -> None:
-    """8 members on 8 devices, one each, equal each member trained alone."""
-    m = parallel.mesh(axis_names=("members",))
+    """8 members on 8 devices, one each, equal each member trained alone; so do 4 members on a
+    (members 2) × (data 4) mesh, each device holding 2 members and 4 of each mini-batch's 16."""
     _, x, y = problem()
     k_init, k_train = jnp.stack([jax.random.split(jax.random.key(s)) for s in range(8)], axis=1)
     params = jax.vmap(lambda k: init.init_params(k, NET.sizes, init.large, dtype=F32))(k_init)
     grad, opt = backprop.make_grad(NET), optimizer()
-    epoch = parallel.make_member_epoch(grad, opt, M, m)
-    trained, _ = epoch(params, jax.vmap(opt.init)(params), k_train, x, y)
+    alone_epoch = jax.jit(train.make_epoch(grad, opt, M))
+    alone = [alone_epoch(start, opt.init(start), k_train[i], x, y)[0]
+             for i, start in enumerate(jax.tree_util.tree_map(lambda p: p[i], params) for i in range(8))]
+    m = parallel.mesh(axis_names=("members",))
+    trained, _ = parallel.make_member_epoch(grad, opt, M, m)(params, jax.vmap(opt.init)(params), k_train, x, y)
     leaf = trained[-1]["w"]
     assert len(leaf.sharding.device_set) == 8 and [s.data.shape[0] for s in leaf.addressable_shards] == [1] * 8
-    alone_epoch = jax.jit(train.make_epoch(grad, opt, M))
     for i in range(8):
-        start = jax.tree_util.tree_map(lambda p: p[i], params)
-        alone, _ = alone_epoch(start, opt.init(start), k_train[i], x, y)
-        assert_same(jax.tree_util.tree_map(lambda p: p[i], trained), alone, f"member {i}")
+        assert_same(jax.tree_util.tree_map(lambda p: p[i], trained), alone[i], f"member {i}")
     assert not np.allclose(trained[-1]["w"][0], trained[-1]["w"][1])  # members really differ
+    grid = parallel.mesh((2, 4), ("members", "data"))
+    four = jax.tree_util.tree_map(lambda a: a[:4], (params, k_train))
+    epoch = parallel.make_member_epoch(grad, opt, M, grid, data_axis="data")
+    trained, _ = epoch(four[0], jax.vmap(opt.init)(four[0]), four[1], x, y)
+    for i in range(4):
+        assert_same(jax.tree_util.tree_map(lambda p: p[i], trained), alone[i], f"member {i} on the 2 × 4 mesh")
+    hlo = epoch.program.lower(four[0], jax.vmap(opt.init)(four[0]), four[1], x, y).compile().as_text()
+    assert "f32[2,4,6]" in hlo, "each device should hold 2 members' 4 of the 16 examples"
     try:
         parallel.shard_members({"w": jnp.ones((3, 2), F32)}, m)
     except ValueError as e:
