@@ -20,7 +20,7 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from nnjax import autodiff, backprop, init, optim, parallel, train
+from nnjax import autodiff, backprop, dropout, init, optim, parallel, train
 from nnjax.network import Network
 
 F32 = jnp.float32
@@ -86,6 +86,11 @@ def check_data_parallel_step() -> None:
     epoch = parallel.make_epoch(backprop.make_grad(NET), optimizer(), M, m)
     assert_same(epoch(params, optimizer().init(params), jax.random.fold_in(key, 0), x, y), expected,
                 "data-parallel shuffled epoch")
+    dropped = dropout.make_grad(NET, 0.5)  # the mask is drawn for the whole mini-batch, as on one device
+    assert_same(parallel.make_epoch(dropped, optimizer(), M, m, stochastic=True)(
+                    params, optimizer().init(params), key, x, y),
+                jax.jit(train.make_epoch(dropped, optimizer(), M, stochastic=True))(
+                    params, optimizer().init(params), key, x, y), "data-parallel epoch with dropout")
     fitted, _ = train.fit(params, parallel.data_parallel(backprop.make_grad(NET), m), optimizer(), (x, y),
                           epochs=1, batch_size=M, key=key)
     assert_same(fitted, expected[0], "train.fit with a data_parallel gradient")
