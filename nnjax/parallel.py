@@ -158,10 +158,11 @@ def shard_map_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: 
         return optax.apply_updates(params, updates), opt_state
 
     jitted = jax.jit(jax.shard_map(local_step, mesh=m, in_specs=(P(), P(), P(axis), P(axis)), out_specs=P()))
+    replicated, split = NamedSharding(m, P()), NamedSharding(m, P(axis))
 
     def step(params, opt_state, x, y):
         _check_split("the mini-batch size", x.shape[0], m, axis)
-        return jitted(params, opt_state, x, y)
+        return jitted(*jax.device_put((params, opt_state, x, y), (replicated, replicated, split, split)))
 
     step.program = jitted
     return step
