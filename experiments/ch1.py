@@ -27,6 +27,7 @@ RUNS = [
     RunConfig("1d", (784, 30, 10), eta=100.0, note="stuck near 10%", **NETWORK),
     RunConfig("1e", (784, 10), eta=3.0, note="no hidden layer (exercise); not reported", **NETWORK),
 ]
+IDS = [c.id for c in RUNS] + ["B1", "B2", "B3"]  # the --only names, in the order of the results table
 
 
 def quick(cfg: RunConfig) -> RunConfig:
@@ -79,7 +80,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--svm", action="store_true", help="also run B3, the scikit-learn SVM (minutes on 50k)")
     p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
     args = p.parse_args(argv)
-    ids = common.parse_only(args.only, [c.id for c in RUNS] + ["B1", "B2", "B3"])
+    ids = common.parse_only(args.only, IDS)
     configs = common.check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
                                           for c in RUNS if c.id in ids])
     mnist = data.load_mnist(args.data_dir)

@@ -96,6 +96,7 @@ RUNS = [
     ConvConfig("6k", **BIG, book=99.60, note="two FC1000, dropout 0.5, 40 epochs, 250k"),
     ConvConfig("6l", **BIG, members=5, book=99.67, note="ensemble of 5 × 6k, plurality vote"),
 ]
+IDS = [c.id for c in RUNS]  # the --only names, in the order of the results table
 METRIC = "test_at_best_validation"
 
 
@@ -236,7 +237,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a ConvConfig field of every selected run, e.g. --set shuffle=true (repeatable)")
     args = p.parse_args(argv)
-    ids = common.parse_only(args.only, [c.id for c in RUNS])
+    ids = common.parse_only(args.only, IDS)
     try:
         configs = [common.override(dataclasses.replace(c, gradient=args.gradient), args.set)
                    for c in RUNS if c.id in ids]
@@ -248,7 +249,7 @@ def main(argv=None) -> list[dict]:
     for cfg in configs:
         record, filters = run(quick(cfg) if args.quick else cfg, mnist, seeds, not args.quiet)
         records.append(record)
-        saved = common.merge_saved(args.out, "ch6", records, [c.id for c in RUNS]) if args.merge else records
+        saved = common.merge_saved(args.out, "ch6", records, IDS) if args.merge else records
         path = common.write_results(args.out, "ch6", saved)  # after every row: partial results survive
         if filters:
             np.savez(path.parent / f"ch6_{cfg.id}_filters.npz", *filters)

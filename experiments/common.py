@@ -271,17 +271,23 @@ def cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def formatted(r: dict) -> tuple[str, str, str]:
+    """A record's book figure, our best and mean ± std as table text, in the record's unit."""
+    unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
+    fmt = ".2f" if unit == "%" else ".4g"
+    suffix = "%" if unit == "%" else f" {unit}".rstrip()
+    book = "–" if r.get("book") is None else f"{r['book']:{fmt}}{suffix}"
+    best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
+    ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+    return book, best, ms
+
+
 def markdown_table(records: list[dict]) -> str:
     """Book against ours, one row per record."""
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
-        fmt = ".2f" if unit == "%" else ".4g"
-        suffix = "%" if unit == "%" else f" {unit}".rstrip()
-        book = "–" if r["book"] is None else f"{r['book']:{fmt}}{suffix}"
-        best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
-        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+        book, best, ms = formatted(r)
         metric, note = (cell(r.get(k, "")) for k in ("metric", "note"))
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{metric} | {r['wall_s']:.1f} | {note} |")
