@@ -146,7 +146,7 @@ def environment() -> dict[str, Any]:
     """Where a result was computed: device, versions, machine."""
     dev = jax.devices()[0]
     return {
-        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}".rstrip(":"),
+        "device": dev.platform if dev.device_kind in ("", dev.platform) else f"{dev.platform}: {dev.device_kind}",
         "jax_version": jax.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
