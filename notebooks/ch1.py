@@ -72,7 +72,8 @@ ax.grid(alpha=0.3)
 #
 # `nnjax.data.load_mnist` gives the book's split: 50,000 training, 10,000 validation and
 # 10,000 test images, each a row of 784 greyscale values in $[0, 1]$, with integer labels.
-# It reads the files from `$NNJAX_DATA_DIR` (or downloads them once into a cache).
+# It reads the files from the folder named by the `NNJAX_DATA_DIR` environment variable
+# (or downloads them once into a cache).
 
 # %%
 mnist = data.load_mnist()

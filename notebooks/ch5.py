@@ -88,12 +88,15 @@ fig.tight_layout()
 # %% [markdown]
 # ## The chain network: vanishing and exploding gradients
 #
-# In a chain $x \to a_1 \to \dots \to a_5$, $\partial C/\partial b_1 = \sigma'(z_1)\,
-# w_2\sigma'(z_2) \cdots w_5\sigma'(z_5)\,\partial C/\partial a_5$. With weights from
-# $N(0, 1)$, $|w_j\sigma'(z_j)| < 1/4$ almost always, so the gradient shrinks by a factor
-# of four or more per layer. With every $w_j = 100$ and biases chosen so every $z_j = 0$,
-# each factor is $100 \cdot \sigma'(0) = 25$ and the gradient explodes instead. Either
-# way, the layers learn at very different speeds.
+# In a chain $x \to a_1 \to \dots \to a_5$ of sigmoid neurons,
+#
+# $$\frac{\partial C}{\partial b_1} = \sigma'(z_1)\; w_2\sigma'(z_2)\; w_3\sigma'(z_3)\; w_4\sigma'(z_4)\; w_5\sigma'(z_5)\; \frac{\partial C}{\partial a_5}.$$
+#
+# With weights from $N(0, 1)$ the factors $w_j\sigma'(z_j)$ are nearly always smaller
+# than 1 in size, and usually smaller than 1/4 ($\sigma'$ is at most 1/4), so the
+# gradient shrinks several-fold per layer. With every $w_j = 100$ and biases chosen so
+# every $z_j = 0$, each factor is $100 \cdot \sigma'(0) = 25$ and the gradient explodes
+# instead. Either way, the layers learn at very different speeds.
 
 # %%
 k_w, k_b, k_x = jax.random.split(jax.random.key(0), 3)
