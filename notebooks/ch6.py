@@ -36,6 +36,7 @@ from pathlib import Path
 from IPython.display import Image
 
 from experiments import ch6, ch6_plots
+from experiments.plotting import load_records
 from nnjax import data
 
 FULL = os.environ.get("NNJAX_FULL", "0") == "1"
@@ -94,3 +95,19 @@ Image(ch6_plots.plot_errors(record, mnist.test.x, FIGURES / "errors.png", most=3
 # The book's best networks also train on expanded data: each training image and its
 # four shifts by one pixel, 250,000 images (`nnjax.expand`, the `expand` field of the
 # config, and `python -m experiments.ch6_plots` for a picture of the expansions).
+
+# %% [markdown]
+# ## The full runs, from the saved results
+#
+# `python -m experiments.ch6` trains the chapter's networks at the book's settings and
+# saves each row in `results/ch6.json`, with the errors of its best network. Here are
+# the rows run so far against the book, and the errors of the best of them, read from
+# the files rather than retrained.
+
+# %%
+SAVED = Path(ch6.__file__).resolve().parents[1] / "results" / "ch6.json"
+saved, _ = load_records(SAVED)
+for r in saved.values():
+    print(f"{r['id']}: ours {r['best']:.2f}% (best of {len(r['seeds'])}), book {r['book']}%  {r['note']}")
+best = max(saved.values(), key=lambda r: r["best"])
+Image(ch6_plots.plot_errors(best, mnist.test.x, FIGURES / "saved_errors.png"))
