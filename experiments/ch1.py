@@ -1,7 +1,7 @@
 """Chapter 1: network.py's sigmoid networks on MNIST, and the non-neural baselines.
 
     python -m experiments.ch1 [--quick] [--seeds N] [--out DIR] [--only 1a,B2] [--svm]
-                              [--set FIELD=VALUE] [--checkpoint-dir DIR [--resume]]
+                              [--set FIELD=VALUE] [--checkpoint-dir DIR [--resume]] [--compile-cache DIR]
 
 Runs 1a–1e and baselines B1–B3 of BOOK.md and writes DIR/ch1.json and DIR/ch1.md.
 Networks: sigmoid everywhere, quadratic cost, W, b ~ N(0, 1), mini-batch 10, 30 epochs,
@@ -27,6 +27,7 @@ RUNS = [
     RunConfig("1d", (784, 30, 10), eta=100.0, note="stuck near 10%", **NETWORK),
     RunConfig("1e", (784, 10), eta=3.0, note="no hidden layer (exercise); not reported", **NETWORK),
 ]
+IDS = [c.id for c in RUNS] + ["B1", "B2", "B3"]  # the --only names, in the order of the results table
 
 
 def quick(cfg: RunConfig) -> RunConfig:
@@ -78,20 +79,21 @@ def main(argv=None) -> list[dict]:
     p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]))
     p.add_argument("--svm", action="store_true", help="also run B3, the scikit-learn SVM (minutes on 50k)")
     p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
-    args = p.parse_args(argv)
-    ids = common.parse_only(args.only, [c.id for c in RUNS] + ["B1", "B2", "B3"])
+    args = common.parse_args(p, argv)
+    ids = common.parse_only(args.only, IDS)
     configs = common.check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
                                           for c in RUNS if c.id in ids])
     mnist = data.load_mnist(args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
-    fit_options = dict(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every, resume=args.resume)
-    records = [network_record(c, mnist, seeds, not args.quiet, **fit_options) for c in configs]
-    if ids & {"B1", "B2", "B3"}:
-        svm = "B3" in ids and (args.svm or args.only is not None)
-        svm_n = args.svm_n or (1000 if args.quick else None)
-        records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
+    with common.saving_on_interrupt(args, "ch1", IDS) as records:
+        for c in configs:
+            records.append(network_record(c, mnist, seeds, not args.quiet, **common.fit_options(args)))
+        if ids & {"B1", "B2", "B3"}:
+            svm = "B3" in ids and (args.svm or args.only is not None)
+            svm_n = args.svm_n or (1000 if args.quick else None)
+            records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
     if args.merge:
-        records = common.merge_saved(args.out, "ch1", records, [c.id for c in RUNS] + ["B1", "B2", "B3"])
+        records = common.merge_saved(args.out, "ch1", records, IDS)
     path = common.write_results(args.out, "ch1", records)
     print(common.markdown_table(records))
     print(f"wrote {path}")

@@ -1,6 +1,6 @@
 """Chapter 2: why backpropagation: one gradient by finite differences versus by BP1–BP4.
 
-    python -m experiments.ch2 [--quick] [--out DIR] [--data-dir DIR]
+    python -m experiments.ch2 [--quick] [--out DIR] [--data-dir DIR] [--compile-cache DIR]
 
 The chapter's argument: estimating ∂C/∂w_j ≈ (C(w + ε e_j) − C(w)) / ε needs one extra
 cost evaluation (a forward pass) per parameter, 23,860 of them for [784, 30, 10], while
@@ -57,7 +57,7 @@ def timed(fn, *args, repeats: int):
 
 def main(argv=None) -> list[dict]:
     p = common.base_parser(__doc__.splitlines()[0])
-    args = p.parse_args(argv)
+    args = common.parse_args(p, argv)
     repeats = 1 if args.quick else 5
     mnist = data.load_mnist(args.data_dir)
     net = Network(SIZES)

@@ -1,6 +1,7 @@
 """Chapter 3: network2.py's cross-entropy, L2/L1, initialisation, η and λ choices on MNIST.
 
     python -m experiments.ch3 [--quick] [--seeds N] [--out DIR] [--only 3a,3k,X-momentum] [--merge]
+                              [--set FIELD=VALUE] [--checkpoint-dir DIR [--resume]] [--compile-cache DIR]
 
 Runs 3a–3r of BOOK.md, our own runs of what the book leaves unreported (X-*: L1,
 momentum, early stopping, the η schedule, tanh and ReLU hidden layers) and the sweep
@@ -9,11 +10,14 @@ DIR/ch3.json and DIR/ch3.md, then the chapter's figures (`experiments.ch3_plots`
 reads the JSON). Sigmoid networks, mini-batch 10, cross-entropy; 3 seeds except the
 400-epoch runs on 1,000 images and the more-data curve (one seed). ``--merge`` keeps the
 records of other ids already in DIR/ch3.json, so the chapter can be run in parts.
+``--set`` changes a RunConfig field of every selected run; ``--checkpoint-dir`` checkpoints
+the training runs, the sweeps and the more-data curve (not the S-sweep timing).
 """
 
 import dataclasses
 import time
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -118,8 +122,8 @@ def overfitting_extras(per_seed: list[dict]) -> dict:
             "evaluation_cost_min_epoch": int(np.argmin(h["evaluation_cost"]))}
 
 
-def network_records(cfg: RunConfig, mnist, n_seeds: int, verbose: bool) -> list[dict]:
-    per_seed = common.run_seeds(cfg, mnist, seeds_for(cfg, n_seeds), verbose=verbose)
+def network_records(cfg: RunConfig, mnist, n_seeds: int, verbose: bool, **fit_options) -> list[dict]:
+    per_seed = common.run_seeds(cfg, mnist, seeds_for(cfg, n_seeds), verbose=verbose, **fit_options)
     first = [r["accuracy"][0] for r in per_seed]
     extra = {"first_epoch_mean": float(np.mean(first)), "final_mean": float(np.mean([r["final"] for r in per_seed])),
              "epochs_run_mean": float(np.mean([len(r["accuracy"]) for r in per_seed]))}
@@ -136,8 +140,13 @@ def network_records(cfg: RunConfig, mnist, n_seeds: int, verbose: bool) -> list[
     return records
 
 
-def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbose: bool) -> list[dict]:
-    """One vmapped program trains every (value, seed) pair; one record per value."""
+def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbose: bool, *,
+                  checkpoint_dir=None, checkpoint_every: int = 1, resume: bool = False) -> list[dict]:
+    """One vmapped program trains every (value, seed) pair; one record per value.
+
+    With ``checkpoint_dir`` the program checkpoints into ``checkpoint_dir/<id>/sweep``;
+    on Ctrl-C the records of the finished epochs are raised in `common.Interrupted`.
+    """
     net = cfg.network()
     training, evaluation = common.select_data(mnist, cfg)
     seeds = seeds_for(cfg, n_seeds)
@@ -145,15 +154,29 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
     split = {s: jax.random.split(jax.random.key(s)) for s in seeds}  # (init key, training key), as run_seeds
     params = sweep.stack([init.init_params(split[s][0], net.sizes, cfg.init) for _, s in members])
     keys = jnp.stack([split[s][1] for _, s in members])
-    show = (lambda r: print(f"[{cfg.id}] epoch {r['epoch']}: {r['seconds']:.1f} s", flush=True)) if verbose else None
+    show = common.progress_printer(cfg.id, cfg.epochs, len(evaluation[1])) if verbose else None
+    pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
     start = time.perf_counter()
-    _, hist = sweep.fit(params, common.gradient_fn(net, cfg.gradient), common.optimizer_for(cfg, len(training[1])),
-                        training, hyperparams={name: jnp.array([v for v, _ in members])}, epochs=cfg.epochs,
-                        batch_size=cfg.batch_size, keys=keys, evaluate=partial(network.evaluate, net=net),
-                        evaluation_data=evaluation, monitor_training=cfg.monitor_training,
-                        penalty=optim.l1_penalty if cfg.l1 else optim.l2_penalty if cfg.lmbda else None,
-                        on_epoch=show)
-    wall = time.perf_counter() - start
+    try:
+        _, hist = sweep.fit(params, common.gradient_fn(net, cfg.gradient), common.optimizer_for(cfg, len(training[1])),
+                            training, hyperparams={name: jnp.array([v for v, _ in members])}, epochs=cfg.epochs,
+                            batch_size=cfg.batch_size, keys=keys, evaluate=partial(network.evaluate, net=net),
+                            evaluation_data=evaluation, monitor_training=cfg.monitor_training,
+                            penalty=optim.l1_penalty if cfg.l1 else optim.l2_penalty if cfg.lmbda else None,
+                            on_epoch=show, checkpoint_dir=checkpoint_dir and Path(checkpoint_dir) / cfg.id / "sweep",
+                            checkpoint_every=checkpoint_every, checkpoint_config=pinned | {"members": members},
+                            resume=resume)
+    except train.Interrupted as stop:
+        done = stop.history["epoch"]
+        raise common.Interrupted(value_records(cfg, name, values, members, stop.history, time.perf_counter() - start,
+                                               training, evaluation, interrupted=True, epochs_done=len(done))
+                                 if done else []) from None
+    return value_records(cfg, name, values, members, hist, time.perf_counter() - start, training, evaluation)
+
+
+def value_records(cfg: RunConfig, name: str, values, members, hist: dict, wall: float, training, evaluation,
+                  **extra) -> list[dict]:
+    """The records of a sweep, one per swept value, from the program's stacked history."""
     records = []
     for v in values:
         per_seed = []
@@ -161,21 +184,21 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
             if v_i != v:
                 continue
             h = {k: [e[i] if isinstance(e, list) else e for e in series] for k, series in hist.items()}
-            acc = percent_series(h["evaluation_accuracy"], len(evaluation[1]))
-            per_seed.append({"seed": s, "peak": max(acc), "peak_epoch": int(np.argmax(acc)), "final": acc[-1],
-                             "accuracy": acc, "history": h, "wall_s": wall / len(members),
-                             "n_train": len(training[1]), "n_eval": len(evaluation[1])})
+            per_seed.append(common.seed_result(s, h, wall / len(members), len(training[1]), len(evaluation[1])))
         sub = dataclasses.replace(cfg, id=f"{cfg.id}/{LABEL[name]}={v}", **{"eta" if name == "learning_rate" else name: v})
         final_cost = (float(np.mean([r["history"]["training_cost"][-1] for r in per_seed]))
                       if cfg.monitor_training else None)
         records.append(common.make_record(sub, per_seed, metric="peak", swept=name, sweep_members=len(members),
-                                          sweep_wall_s=wall, final_training_cost_mean=final_cost))
+                                          sweep_wall_s=wall, final_training_cost_mean=final_cost, **extra))
     return records
 
 
 def more_data_records(cfg: RunConfig, mnist, sizes, images_seen: int, svm_max: int, run: set,
-                      verbose: bool) -> list[dict]:
-    """3i: [784,30,10] on the first N images for 1.5M/N epochs, λ = 5·N/50,000; 3j: SVC on the same N."""
+                      verbose: bool, checkpoint_dir=None, checkpoint_every: int = 1, resume: bool = False) -> list[dict]:
+    """3i: [784,30,10] on the first N images for 1.5M/N epochs, λ = 5·N/50,000; 3j: SVC on the same N.
+
+    With ``checkpoint_dir`` the run for each N checkpoints into ``checkpoint_dir/3i/n<N>``.
+    """
     records = []
     if "3i" in run:
         curve, start = [], time.perf_counter()
@@ -186,9 +209,12 @@ def more_data_records(cfg: RunConfig, mnist, sizes, images_seen: int, svm_max: i
             training = common.select_data(mnist, c)[0]
             k_init, k_train = jax.random.split(jax.random.key(0))
             t = time.perf_counter()
+            ckpt = checkpoint_dir and Path(checkpoint_dir) / "3i" / f"n{n}"
+            pinned = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("book", "note", "epochs")}
             params, _ = train.fit(init.init_params(k_init, net.sizes, c.init), common.gradient_fn(net, c.gradient),
                                   common.optimizer_for(c, n), training, epochs=c.epochs, batch_size=c.batch_size,
-                                  key=k_train)
+                                  key=k_train, checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
+                                  checkpoint_config=pinned, resume=resume)
             correct, _ = network.evaluate(params, *evaluation, net)
             curve.append({"n": n, "epochs": c.epochs, "lmbda": c.lmbda, "accuracy": common.percent(int(correct), len(evaluation[1])),
                           "wall_s": time.perf_counter() - t})
@@ -279,28 +305,33 @@ def summary_md(records: list[dict]) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]))
     p.add_argument("--svm-max", type=int, default=50_000, help="3j: largest SVC training set (default 50,000)")
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
-    args = p.parse_args(argv)
+    args = common.parse_args(p, argv)
     run = common.parse_only(args.only, IDS)
+    selected = ([c for c in RUNS if group(c.id) in run or (c.id == "3a" and "3d" in run)]
+                + [c for c, _, _ in SWEEPS if c.id in run] + [MORE_DATA] * bool(run & {"3i", "3j"})
+                + [TIMING] * ("S-sweep" in run))
+    prepared = dict(zip([c.id for c in selected], common.check_args(p, args, [
+        quick(dataclasses.replace(c, gradient=args.gradient)) if args.quick else
+        dataclasses.replace(c, gradient=args.gradient) for c in selected])))
     mnist = data.load_mnist(args.data_dir)
-    prep = (lambda c: quick(dataclasses.replace(c, gradient=args.gradient))) if args.quick else \
-        (lambda c: dataclasses.replace(c, gradient=args.gradient))
-    verbose = not args.quiet
-    records = []
-    for cfg in RUNS:
-        if group(cfg.id) in run or (cfg.id == "3a" and "3d" in run):
-            records += network_records(prep(cfg), mnist, args.seeds, verbose)
-    for cfg, name, values in SWEEPS:
-        if cfg.id in run:
-            records += sweep_records(prep(cfg), name, values, mnist, args.seeds, verbose)
-    if run & {"3i", "3j"}:
-        records += more_data_records(prep(MORE_DATA), mnist, (100, 500) if args.quick else SIZES,
-                                     2000 if args.quick else IMAGES_SEEN,
-                                     min(args.svm_max, 500) if args.quick else args.svm_max, run, verbose)
-    if "S-sweep" in run:
-        records.append(timing_record(prep(TIMING), mnist, SWEEP_ETAS, verbose))
+    verbose, fit_options = not args.quiet, common.fit_options(args)
+    with common.saving_on_interrupt(args, "ch3", IDS) as records:
+        for cfg in RUNS:
+            if cfg.id in prepared:
+                records += network_records(prepared[cfg.id], mnist, args.seeds, verbose, **fit_options)
+        for cfg, name, values in SWEEPS:
+            if cfg.id in prepared:
+                records += sweep_records(prepared[cfg.id], name, values, mnist, args.seeds, verbose, **fit_options)
+        if run & {"3i", "3j"}:
+            records += more_data_records(prepared[MORE_DATA.id], mnist, (100, 500) if args.quick else SIZES,
+                                         2000 if args.quick else IMAGES_SEEN,
+                                         min(args.svm_max, 500) if args.quick else args.svm_max, run, verbose,
+                                         **fit_options)
+        if "S-sweep" in run:
+            records.append(timing_record(prepared[TIMING.id], mnist, SWEEP_ETAS, verbose))
     if args.merge:
         records = common.merge_saved(args.out, "ch3", records, IDS)
     order = {g: i for i, g in enumerate(IDS)}  # "3k/large" sorts as "3k"

@@ -1,9 +1,11 @@
 """Chapter 4: the universality constructions, built and measured.
 
     python -m experiments.ch4 [--quick] [--seeds N] [--out DIR] [--only 4a,4b] [--merge] [--no-plots]
+                              [--set FIELD=VALUE] [--compile-cache DIR]
 
 Writes DIR/ch4.json and DIR/ch4.md, then the figures (`experiments.ch4_plots`, which
 reads the JSON). ``--merge`` keeps the records of ids not run from an existing ch4.json.
+``--set field=value`` changes a Ch4Config field (of the --quick config with --quick).
 Target f(x) = 0.2 + 0.4x² + 0.3x·sin(15x) + 0.05·cos(50x) on [0, 1]; errors are
 max and mean |g − f| over 10,001 equally spaced points.
 
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import ch4_plots, common
-from nnjax import activations, approximation, backprop, costs, init, optim, train, universality
+from nnjax import activations, approximation, backprop, costs, init, optim, train, universality, validate
 from nnjax.approximation import abs_errors, approximate_1d, relu_interpolant, tower_grid
 from nnjax.network import Network
 from nnjax.universality import Construction, hidden_neurons
@@ -63,6 +65,23 @@ class Ch4Config:
     sgd_points: int = 1000  # training points, equally spaced on [0, 1]
     sgd_batch: int = 10  # mini-batch size
     sgd_every: int = 100  # epochs between recorded errors
+
+    def __post_init__(self):
+        """Check every field, so that a bad --set fails before any work."""
+        for name in ("w", "relu_w", "goal", "tower_w", "sgd_eta"):
+            validate.positive(name, getattr(self, name))
+        validate.non_negative("pad_steps", self.pad_steps)
+        for name in ("points", "overlap_bins", "grid_2d", "plot_2d", "sgd_epochs", "sgd_points", "sgd_batch",
+                     "sgd_every"):
+            validate.integer(name, getattr(self, name), 1)
+        for name in ("sweep", "plot_bumps", "towers_n", "copies", "sgd_hidden"):
+            if not getattr(self, name):
+                raise ValueError(f"Ch4Config: {name} must hold at least one size, got ()")
+            for v in getattr(self, name):
+                validate.integer(name, v, 1)
+        if not isinstance(self.refine, bool):
+            raise TypeError(f"Ch4Config: refine must be True or False, got {self.refine!r}")
+        validate.integer("sgd_batch", self.sgd_batch, 1, self.sgd_points)
 
 
 QUICK = Ch4Config(sweep=(5, 50, 200), refine=False, plot_bumps=(5, 20), towers_n=(5,), copies=(1, 2), grid_2d=51,
@@ -247,40 +266,41 @@ def run_4g(cfg, x, seeds, verbose, start) -> dict:
     return rec
 
 
+def run_one(id_: str, cfg: Ch4Config, x, seeds, verbose: bool) -> dict:
+    """The record of one id."""
+    start = time.perf_counter()
+    if id_ == "4a":
+        r = run_4a(cfg, x, start)
+    elif id_ == "4b":
+        r = run_sweeps("4b", ["sigmoid", "sigmoid, sharp (w = 100·n)"], f"bumps, w = {cfg.w}", cfg, x, start)
+    elif id_ == "4c":
+        r = run_sweeps("4c", ["wiggly", "tanh"], "other activations with distinct limits", cfg, x, start)
+    elif id_ == "4d":
+        r = run_sweeps("4d", ["relu steps", "relu interpolant", "relu steps, w = 1000 (float32 cancellation)"],
+                       f"each ReLU step is two ReLUs, ramp width 1/{cfg.relu_w:g}", cfg, x, start)
+    elif id_ == "4e":
+        r = run_4e(cfg, x, start)
+    elif id_ == "4f":
+        r = run_4f(cfg, start)
+    else:
+        r = run_4g(cfg, x, seeds, verbose, start)
+    if verbose:
+        print(f"[{r['id']}] {r['metric']}: {r['best']} {r['unit']} ({r['wall_s']:.1f} s)", flush=True)
+    return r
+
+
 def main(argv=None) -> list[dict]:
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]), Ch4Config, checkpoints=False)
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
-    args = p.parse_args(argv)
+    args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
-    cfg = QUICK if args.quick else Ch4Config()
+    cfg, = common.check_args(p, args, [QUICK if args.quick else Ch4Config()])
     seeds = list(range(1 if args.quick else args.seeds))
     x = jnp.linspace(0, 1, cfg.points)
-    records = []
-    for id_ in IDS:
-        if id_ not in ids:
-            continue
-        start = time.perf_counter()
-        if id_ == "4a":
-            records.append(run_4a(cfg, x, start))
-        elif id_ == "4b":
-            records.append(run_sweeps("4b", ["sigmoid", "sigmoid, sharp (w = 100·n)"],
-                                      f"bumps, w = {cfg.w}", cfg, x, start))
-        elif id_ == "4c":
-            records.append(run_sweeps("4c", ["wiggly", "tanh"], "other activations with distinct limits",
-                                      cfg, x, start))
-        elif id_ == "4d":
-            records.append(run_sweeps("4d", ["relu steps", "relu interpolant",
-                                             "relu steps, w = 1000 (float32 cancellation)"],
-                                      f"each ReLU step is two ReLUs, ramp width 1/{cfg.relu_w:g}", cfg, x, start))
-        elif id_ == "4e":
-            records.append(run_4e(cfg, x, start))
-        elif id_ == "4f":
-            records.append(run_4f(cfg, start))
-        else:
-            records.append(run_4g(cfg, x, seeds, not args.quiet, start))
-        if not args.quiet:
-            r = records[-1]
-            print(f"[{r['id']}] {r['metric']}: {r['best']} {r['unit']} ({r['wall_s']:.1f} s)", flush=True)
+    with common.saving_on_interrupt(args, "ch4", IDS) as records:
+        for id_ in IDS:
+            if id_ in ids:
+                records.append(run_one(id_, cfg, x, seeds, not args.quiet))
     if args.merge:
         records = common.merge_saved(args.out, "ch4", records, IDS)
     path = common.write_results(args.out, "ch4", records)

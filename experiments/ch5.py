@@ -1,10 +1,13 @@
 """Chapter 5: why deep networks are hard to train, measured.
 
     python -m experiments.ch5 [--quick] [--seeds N] [--out DIR] [--only 5a,5e] [--data-dir DIR]
-                              [--merge] [--no-plots]
+                              [--merge] [--no-plots] [--set FIELD=VALUE] [--checkpoint-dir DIR [--resume]]
+                              [--compile-cache DIR]
 
 Writes DIR/ch5.json and DIR/ch5.md, then the figures (`experiments.ch5_plots`, which
 reads the JSON). ``--merge`` keeps the records of ids not run from an existing ch5.json.
+``--set`` and the checkpoint options apply to the training runs 5a–5d (RunConfig); the
+speed measurements (SpeedConfig) take seconds to minutes and are not checkpointed.
 
 - 5a–5d: network2.py on [784, 30 (, 30, …), 10]: default init, cross-entropy, mini-batch
   10, η 0.1, λ 5.0 (L2, per-step decay ηλ/n), 30 epochs on 50,000 images, validation
@@ -213,27 +216,27 @@ def speeds_table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]))
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
-    args = p.parse_args(argv)
+    args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
+    configs = common.check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
+                                          for c in RUNS if c.id in ids])
     seeds = list(range(1 if args.quick else args.seeds))
     speed_cfg = QUICK_SPEED if args.quick else SpeedConfig()
     needs_data = ids & {"5a", "5b", "5c", "5d", "5e", "5f", "5h"}
     mnist = data.load_mnist(args.data_dir) if needs_data else None
-    records = []
-    for cfg in RUNS:
-        if cfg.id in ids:
-            cfg = dataclasses.replace(quick(cfg) if args.quick else cfg, gradient=args.gradient)
-            per_seed = common.run_seeds(cfg, mnist, seeds, verbose=not args.quiet)
+    with common.saving_on_interrupt(args, "ch5", IDS) as records:
+        for cfg in configs:
+            per_seed = common.run_seeds(cfg, mnist, seeds, verbose=not args.quiet, **common.fit_options(args))
             records.append(common.make_record(cfg, per_seed, metric="peak",
                                               final_mean=float(np.mean([r["final"] for r in per_seed]))))
-    if ids & {"5e", "5f", "5h"}:
-        tr = mnist.training
-        x, y = jnp.asarray(tr.x[:speed_cfg.images]), jnp.asarray(tr.y[:speed_cfg.images])
-        records += run_speeds(speed_cfg, x, y, seeds, ids, not args.quiet)
-    if "5g" in ids:
-        records.append(run_chain(speed_cfg, seeds))
+        if ids & {"5e", "5f", "5h"}:
+            tr = mnist.training
+            x, y = jnp.asarray(tr.x[:speed_cfg.images]), jnp.asarray(tr.y[:speed_cfg.images])
+            records += run_speeds(speed_cfg, x, y, seeds, ids, not args.quiet)
+        if "5g" in ids:
+            records.append(run_chain(speed_cfg, seeds))
     if args.merge:
         records = common.merge_saved(args.out, "ch5", records, IDS)
     path = common.write_results(args.out, "ch5", records, extra_md=speeds_table(records))

@@ -1,6 +1,7 @@
 """Chapter 6: network3.py's convolutional networks, expanded data and ensembles on MNIST.
 
     python -m experiments.ch6 [--quick] [--seeds N] [--out DIR] [--only 6a,6f] [--set field=value ...]
+                              [--checkpoint-dir DIR [--checkpoint-every K] [--resume]] [--compile-cache DIR]
 
 Runs 6a–6l of BOOK.md and writes DIR/ch6.json and DIR/ch6.md (and, for nets with conv
 layers, DIR/ch6_<id>_filters.npz: the conv weights of the best run, for the figures).
@@ -10,19 +11,22 @@ validation and the test set; the figure reported, as in the book, is the test ac
 at the epoch of best validation accuracy. An ensemble (6l) trains its members as one
 vmapped program; member i uses seed N·s + i, so its members are the 6k runs of those
 seeds. ``--set field=value`` overrides a ConvConfig field for every selected run, e.g.
-``--set epochs=5 --set shuffle=true --set dropout_mode=inverted``.
+``--set epochs=5 --set shuffle=true --set dropout_mode=inverted`` (after --quick's changes).
+``--checkpoint-dir DIR`` checkpoints every run into DIR/<id>/seed<s>; ``--resume`` continues.
 """
 
+import copy
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments import common
-from nnjax import conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
+from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ RUNS = [
     ConvConfig("6k", **BIG, book=99.60, note="two FC1000, dropout 0.5, 40 epochs, 250k"),
     ConvConfig("6l", **BIG, members=5, book=99.67, note="ensemble of 5 × 6k, plurality vote"),
 ]
+IDS = [c.id for c in RUNS]  # the --only names, in the order of the results table
 METRIC = "test_at_best_validation"
 
 
@@ -149,109 +154,166 @@ def percent(predictions, labels) -> float:
     return common.percent(int(jnp.sum(predictions == labels)), len(labels))
 
 
-def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool) -> dict:
+def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, checkpoint_dir=None,
+                  checkpoint_every: int = 1, resume: bool = False):
     """Train one network per seed (one vmapped program when several); evaluate every epoch.
 
-    Returns the per-epoch histories (member and, for ensembles, combined accuracies on
-    validation and test), the test accuracy at the best-validation epoch, the test errors
-    there and the conv weights there.
+    A generator: after each epoch it yields the result so far, so the last one yielded is
+    the run's result and a Ctrl-C keeps the finished epochs' one. A result holds the
+    per-epoch histories (member and, for ensembles, combined accuracies on validation and
+    test), the test accuracy at the best-validation epoch, the test errors there and the
+    conv weights there.
+    With ``checkpoint_dir`` the whole state (params, optimiser state, keys, history and
+    the best-validation epoch's errors and filters) is saved there every
+    ``checkpoint_every`` epochs and after the last (`nnjax.checkpoint`), and ``resume``
+    continues from the newest intact one: the result is bit-identical to an
+    uninterrupted run's.
     """
     (x, y), (xv, yv), (xt, yt) = datasets
+    ensemble_run = len(seeds) > 1
     net, opt, run_epoch, outputs = programs(cfg, x.shape[0], len(seeds))
     k_init, k_train = jnp.stack([jnp.stack(jax.random.split(jax.random.key(s))) for s in seeds], axis=1)
     params = ensemble.init_members(net.init, k_init, (28, 28, 1))
-    if len(seeds) == 1:
+    if not ensemble_run:
         params, k_train = jax.tree_util.tree_map(lambda a: a[0], params), k_train[0]
-    opt_state = opt.init(params) if len(seeds) == 1 else jax.vmap(opt.init)(params)
-    if len(seeds) > 1 and len(seeds) % jax.device_count() == 0:  # members split over several devices
-        params, opt_state, k_train = parallel.shard_members((params, opt_state, k_train))
-    label = f"{cfg.id} seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))}"
-    show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
+    opt_state = jax.vmap(opt.init)(params) if ensemble_run else opt.init(params)
     hist = {"validation_accuracy": [], "test_accuracy": [], "seconds": []}
-    if len(seeds) > 1:
+    if ensemble_run:
         hist.update({"member_validation_accuracy": [], "member_test_accuracy": [],
                      "mean_probability_validation_accuracy": [], "mean_probability_test_accuracy": []})
-    best = (-1.0, None)
+    best = {"best_validation": -1.0, "filters": conv_weights(cfg, params, ensemble_run)}
+    start_epoch, config = 0, {**{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs")},
+                              "seeds": seeds}
+    if checkpoint_dir is not None:
+        found = checkpoint.resume_point(checkpoint_dir, saved_state(params, opt_state, k_train, best), config=config,
+                                        key=k_train, epochs=cfg.epochs, resume=resume)
+        if found is not None:
+            params, opt_state = found.state["params"], found.state["opt_state"]
+            hist, start_epoch = found.history["history"], found.epoch
+            best = {**found.history["best"], "filters": found.state["filters"]}
+    if ensemble_run and len(seeds) % jax.device_count() == 0:  # members split over several devices
+        params, opt_state, k_train = parallel.shard_members((params, opt_state, k_train))
+    label = f"{cfg.id} seed{'s' * ensemble_run} {','.join(map(str, seeds))}"
+    show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
     start = time.perf_counter()
-    for e in range(cfg.epochs):
+    for e in range(start_epoch, cfg.epochs):
         t = time.perf_counter()
-        keys = jax.random.fold_in(k_train, e) if len(seeds) == 1 else jax.vmap(jax.random.fold_in, (0, None))(k_train, e)
+        keys = jax.vmap(jax.random.fold_in, (0, None))(k_train, e) if ensemble_run else jax.random.fold_in(k_train, e)
         params, opt_state = run_epoch(params, opt_state, keys, x, y)
         jax.block_until_ready(params)
-        hist["seconds"].append(time.perf_counter() - t)
-        zv, zt = outputs(params, xv), outputs(params, xt)  # (members, n, 10)
-        pred_v, pred_t = jnp.argmax(zv, -1), jnp.argmax(zt, -1)
-        if len(seeds) > 1:
-            hist["member_validation_accuracy"].append([percent(p, yv) for p in pred_v])
-            hist["member_test_accuracy"].append([percent(p, yt) for p in pred_t])
-            for name, z, yy in (("validation", zv, yv), ("test", zt, yt)):
-                mp = ensemble.mean_probability(jax.nn.softmax(z, axis=-1))
-                hist[f"mean_probability_{name}_accuracy"].append(percent(mp, yy))
-            pred_v, pred_t = ensemble.plurality_vote(pred_v), ensemble.plurality_vote(pred_t)
-        else:
-            pred_v, pred_t = pred_v[0], pred_t[0]
-        val, test = percent(pred_v, yv), percent(pred_t, yt)
-        hist["validation_accuracy"].append(val)
-        hist["test_accuracy"].append(test)
-        if val > best[0]:
+        seconds = time.perf_counter() - t
+        pred_v, pred_t = evaluate_epoch(hist, outputs, params, (xv, yv), (xt, yt), ensemble_run)
+        hist["seconds"].append(seconds)
+        val = hist["validation_accuracy"][-1]
+        if val > best["best_validation"]:
             wrong = np.flatnonzero(np.asarray(pred_t != yt))
-            errors = [[int(i), int(yt[i]), int(pred_t[i])] for i in wrong]
-            convs = [np.asarray(p["w"] if len(seeds) == 1 else p["w"][0])  # an ensemble's first member
-                     for spec, p in zip(cfg.arch(), params) if spec[0] == "conv"]
-            best = (val, dict(best_validation_epoch=e, best_validation=val, errors=errors, filters=convs))
-        if show:
-            show({"epoch": e, "evaluation_accuracy": int(round(val * len(yv) / 100)), "seconds": hist["seconds"][-1]})
-    at = best[1]
+            best = {"best_validation_epoch": e, "best_validation": val,
+                    "errors": [[int(i), int(yt[i]), int(pred_t[i])] for i in wrong],
+                    "filters": conv_weights(cfg, params, ensemble_run)}
+        if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == cfg.epochs):
+            checkpoint.save(checkpoint_dir, e + 1, saved_state(params, opt_state, k_train, best),
+                            history={"history": hist, "best": {k: v for k, v in best.items() if k != "filters"}},
+                            config=config)
+        yield result(hist, best, seeds, time.perf_counter() - start)
+        if show:  # after the yield: a Ctrl-C here keeps this epoch's result
+            show({"epoch": e, "evaluation_accuracy": int(round(val * len(yv) / 100)), "seconds": seconds})
+    if start_epoch == cfg.epochs:  # resumed after the last epoch: nothing left to train
+        yield result(hist, best, seeds, 0.0)
+
+
+def conv_weights(cfg: ConvConfig, params, ensemble_run: bool) -> list:
+    """The conv layers' weights (an ensemble's first member's), for the filter figures."""
+    return [p["w"][0] if ensemble_run else p["w"] for spec, p in zip(cfg.arch(), params) if spec[0] == "conv"]
+
+
+def saved_state(params, opt_state, keys, best: dict) -> dict:
+    """The arrays a checkpoint holds; the history and the best epoch's errors travel as its history."""
+    return {"params": params, "opt_state": opt_state, "key": keys, "filters": best["filters"]}
+
+
+def evaluate_epoch(hist: dict, outputs, params, validation, test, ensemble_run: bool):
+    """Append this epoch's accuracies to ``hist``; return the (combined) predictions on both sets."""
+    (xv, yv), (xt, yt) = validation, test
+    zv, zt = outputs(params, xv), outputs(params, xt)  # (members, n, 10)
+    pred_v, pred_t = jnp.argmax(zv, -1), jnp.argmax(zt, -1)
+    if ensemble_run:
+        hist["member_validation_accuracy"].append([percent(p, yv) for p in pred_v])
+        hist["member_test_accuracy"].append([percent(p, yt) for p in pred_t])
+        for name, z, yy in (("validation", zv, yv), ("test", zt, yt)):
+            mp = ensemble.mean_probability(jax.nn.softmax(z, axis=-1))
+            hist[f"mean_probability_{name}_accuracy"].append(percent(mp, yy))
+        pred_v, pred_t = ensemble.plurality_vote(pred_v), ensemble.plurality_vote(pred_t)
+    else:
+        pred_v, pred_t = pred_v[0], pred_t[0]
+    hist["validation_accuracy"].append(percent(pred_v, yv))
+    hist["test_accuracy"].append(percent(pred_t, yt))
+    return pred_v, pred_t
+
+
+def result(hist: dict, best: dict, seeds: list[int], wall_s: float) -> dict:
+    """A run's result from its history and best-validation epoch (see `train_members`)."""
+    at = {**best, "filters": [np.asarray(f) for f in best["filters"]]}
     if len(seeds) > 1:  # each member on its own, as if trained alone: test at its best-validation epoch
         member_val, member_test = np.array(hist["member_validation_accuracy"]), np.array(hist["member_test_accuracy"])
         at["member_" + METRIC] = member_test[np.argmax(member_val, axis=0), np.arange(len(seeds))].tolist()
         at["mean_probability_" + METRIC] = hist["mean_probability_test_accuracy"][at["best_validation_epoch"]]
     return {"seeds": seeds, METRIC: hist["test_accuracy"][at["best_validation_epoch"]], **at,
             "peak_test": max(hist["test_accuracy"]), "final_test": hist["test_accuracy"][-1],
-            "history": hist, "wall_s": time.perf_counter() - start}
+            "epochs_done": len(hist["test_accuracy"]), "history": copy.deepcopy(hist), "wall_s": wall_s}
 
 
-def run(cfg: ConvConfig, mnist: data.MNIST, seeds: list[int], verbose: bool = True) -> tuple[dict, list]:
-    """The results record of one row, and the conv filters of its best run."""
+def run(cfg: ConvConfig, mnist: data.MNIST, seeds: list[int], verbose: bool = True, checkpoint_dir=None,
+        **checkpoint_options) -> tuple[dict, list]:
+    """The results record of one row, and the conv filters of its best run.
+
+    With ``checkpoint_dir``, seed s checkpoints into ``checkpoint_dir/<id>/seed<s>``. On
+    Ctrl-C, `common.Interrupted` carries the record of the finished seeds and epochs.
+    """
     datasets = prepare_data(cfg, mnist)
     per_seed = []
     for s in seeds:
         members = [cfg.members * s + i for i in range(cfg.members)]
-        r = train_members(cfg, datasets, members, verbose)
+        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
+        r = None
+        try:
+            for r in train_members(cfg, datasets, members, verbose, ckpt, **checkpoint_options):
+                pass
+        except KeyboardInterrupt:
+            done = per_seed + [{"seed": s, **r}] * (r is not None)
+            raise common.Interrupted([record(cfg, done, datasets, interrupted=True)[0]] if done else []) from None
         per_seed.append({"seed": s, **r})
+    return record(cfg, per_seed, datasets)
+
+
+def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[dict, list]:
+    """The results record of per-seed results, and the conv filters of the best one."""
     best = max(per_seed, key=lambda r: r[METRIC])
-    filters = best.pop("filters")
-    for r in per_seed:
-        r.pop("filters", None)
-    extra = {"train_images": int(datasets[0][0].shape[0]),
-             "seconds_per_epoch": float(np.median([t for r in per_seed for t in r["history"]["seconds"]]))}
+    filters = best["filters"]
+    per_seed = [{k: v for k, v in r.items() if k != "filters"} for r in per_seed]
+    extra |= {"train_images": int(datasets[0][0].shape[0]),
+              "seconds_per_epoch": float(np.median([t for r in per_seed for t in r["history"]["seconds"]] or [0.0]))}
     return common.make_record(cfg, per_seed, metric=METRIC, **extra), filters
 
 
 def main(argv=None) -> list[dict]:
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]), ConvConfig)
     p.set_defaults(gradient="autodiff")
     next(a for a in p._actions if a.dest == "gradient").help = (
         "gradient method: jax.grad (autodiff, the default) or nnjax.conv_backprop by hand (backprop; no dropout)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a ConvConfig field of every selected run, e.g. --set shuffle=true (repeatable)")
-    args = p.parse_args(argv)
-    ids = common.parse_only(args.only, [c.id for c in RUNS])
-    try:
-        configs = [common.override(dataclasses.replace(c, gradient=args.gradient), args.set)
-                   for c in RUNS if c.id in ids]
-    except (ValueError, TypeError) as e:
-        p.error(str(e))
+    args = common.parse_args(p, argv)
+    ids = common.parse_only(args.only, IDS)
+    configs = common.check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
+                                          for c in RUNS if c.id in ids])
     mnist = data.load_mnist(args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
-    records = []
-    for cfg in configs:
-        record, filters = run(quick(cfg) if args.quick else cfg, mnist, seeds, not args.quiet)
-        records.append(record)
-        saved = common.merge_saved(args.out, "ch6", records, [c.id for c in RUNS]) if args.merge else records
-        path = common.write_results(args.out, "ch6", saved)  # after every row: partial results survive
-        if filters:
-            np.savez(path.parent / f"ch6_{cfg.id}_filters.npz", *filters)
+    with common.saving_on_interrupt(args, "ch6", IDS) as records:
+        for cfg in configs:
+            rec, filters = run(cfg, mnist, seeds, not args.quiet, **common.fit_options(args))
+            records.append(rec)
+            saved = common.merge_saved(args.out, "ch6", records, IDS) if args.merge else records
+            path = common.write_results(args.out, "ch6", saved)  # after every row: partial results survive
+            if filters:
+                np.savez(path.parent / f"ch6_{cfg.id}_filters.npz", *filters)
     print(common.markdown_table(records))
     print(f"wrote {path}")
     return records

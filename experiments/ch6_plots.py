@@ -14,7 +14,6 @@ next to them:
 """
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.plotting import plt, save
+from experiments.plotting import load_records, plt, save
 from nnjax import data, expand
 
 METRIC = "test_at_best_validation"
@@ -111,16 +110,13 @@ def plot_expansion(images: np.ndarray, path: Path) -> Path:
     return save(fig, path)
 
 
-def main(argv=None) -> list[Path]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="results", help="directory holding ch6.json (default: results)")
-    p.add_argument("--data-dir", default=None, help="MNIST directory, for the test images")
-    args = p.parse_args(argv)
-    out = Path(args.out)
-    records = json.loads((out / "ch6.json").read_text())
+def plot_all(json_path, data_dir=None) -> list[Path]:
+    """Every chapter-6 figure from a saved ch6.json (MNIST's test images for the error grid)."""
+    records, out = load_records(json_path)
+    records = list(records.values())
     ensembles = [r for r in records if r["config"]["members"] > 1]
     shown = max(ensembles or records, key=lambda r: r["best"])
-    mnist = data.load_mnist(args.data_dir)
+    mnist = data.load_mnist(data_dir)
     paths = [plot_errors(shown, mnist.test.x, out / "ch6_errors.png"), plot_curves(records, out / "ch6_curves.png"),
              plot_expansion(mnist.training.x[:4], out / "ch6_expansion.png")]
     for r in records:
@@ -129,6 +125,15 @@ def main(argv=None) -> list[Path]:
             with np.load(npz, allow_pickle=False) as f:
                 paths.append(plot_filters([f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))],
                                           r["id"], out / f"ch6_filters_{r['id']}.png"))
+    return paths
+
+
+def main(argv=None) -> list[Path]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="results", help="directory holding ch6.json (default: results)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory, for the test images")
+    args = p.parse_args(argv)
+    paths = plot_all(Path(args.out) / "ch6.json", args.data_dir)
     for path in paths:
         print(f"wrote {path}")
     return paths

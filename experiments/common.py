@@ -13,12 +13,19 @@ never retrains.
 """
 
 import argparse
+import ast
+import contextlib
 import dataclasses
+import inspect
+import io
 import json
 import math
 import os
 import platform
+import sys
+import textwrap
 import time
+import tokenize
 import typing
 from dataclasses import dataclass
 from functools import partial
@@ -98,11 +105,12 @@ class RunConfig:
 GRADIENTS = ("backprop", "autodiff")
 
 
-def override(cfg: RunConfig, assignments: Sequence[str]) -> RunConfig:
+def override(cfg, assignments: Sequence[str]):
     """``cfg`` with ``--set FIELD=VALUE`` overrides applied, each parsed by the field's type.
 
-    Unknown fields, unparsable values and impossible settings raise ValueError naming the
-    field. Sizes are comma-separated (``sizes=784,100,10``); ``none`` clears an optional field.
+    Works for any config dataclass. Unknown fields, unparsable values and impossible
+    settings raise ValueError naming the field. Tuples are comma-separated
+    (``sizes=784,100,10``; ``convs=`` is the empty tuple); ``none`` clears an optional field.
     """
     fields = {f.name: f.type for f in dataclasses.fields(cfg)}
     changes = {}
@@ -126,11 +134,46 @@ def override(cfg: RunConfig, assignments: Sequence[str]) -> RunConfig:
             continue
         sizes = typing.get_origin(kind) is tuple
         try:
-            changes[name] = tuple(int(v) for v in text.split(",")) if sizes else kind(text)
+            if sizes:
+                changes[name] = tuple(int(v) for v in text.split(",")) if text else ()
+            else:
+                changes[name] = kind(text)
         except ValueError:
             expected = "comma-separated integers" if sizes else f"a value of type {kind.__name__}"
             raise ValueError(f"--set {name}={text}: expected {expected}") from None
     return dataclasses.replace(cfg, **changes)
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Each field of a config dataclass with the comment that ends its line in the source.
+
+    The comments beside the fields are the one description of each; ``--help`` shows them
+    (`fields_epilog`). A field whose value spans lines takes the first comment among them.
+    """
+    source = textwrap.dedent(inspect.getsource(cls))
+    comments = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments.setdefault(tok.start[0], tok.string.lstrip("#").strip())
+    body = ast.parse(source).body[0].body
+    return {node.target.id: next((comments[i] for i in range(node.lineno, node.end_lineno + 1) if i in comments), "")
+            for node in body if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+
+
+def type_name(kind) -> str:
+    return kind.__name__ if type(kind) is type else str(kind)
+
+
+def fields_epilog(cls: type) -> str:
+    """``--help``'s list of the fields ``--set`` can change, one "FIELD (type, default): meaning" each."""
+    meaning = field_help(cls)
+    lines = [f"{cls.__name__} fields, changed with --set FIELD=VALUE (a run may set its own value instead of "
+             "the default; tuples are comma-separated, e.g. 784,100,10; none clears an optional field; "
+             "booleans are true or false):"]
+    for f in dataclasses.fields(cls):
+        default = "set per run" if f.default is dataclasses.MISSING else f"default {f.default!r}"
+        lines.append(f"  {f.name} ({type_name(f.type)}, {default}): {meaning[f.name]}")
+    return "\n".join(lines)
 
 
 def gradient_fn(net: Network, method: str):
@@ -146,7 +189,7 @@ def environment() -> dict[str, Any]:
     """Where a result was computed: device, versions, machine."""
     dev = jax.devices()[0]
     return {
-        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}".rstrip(":"),
+        "device": dev.platform if dev.device_kind in ("", dev.platform) else f"{dev.platform}: {dev.device_kind}",
         "jax_version": jax.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
@@ -171,7 +214,11 @@ def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[di
         elapsed = time.perf_counter() - start
         first[:] = first or [r["epoch"]]  # a resumed run's first epoch here is not 0
         eta_s = elapsed / (r["epoch"] + 1 - first[0]) * (total_epochs - r["epoch"] - 1)
-        acc = f"{r['evaluation_accuracy']} / {n_eval}" if "evaluation_accuracy" in r else "complete"
+        acc = r.get("evaluation_accuracy")
+        if isinstance(acc, list):  # the members of a sweep
+            acc = f"best {max(acc)} / {n_eval} of {len(acc)} members"
+        else:
+            acc = "complete" if acc is None else f"{acc} / {n_eval}"
         print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} s, ETA {eta_s:.1f} s)",
               flush=True)
 
@@ -219,6 +266,7 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
     training = network.check_data(training, net, f"{cfg.id} training data")
     evaluation = network.check_data(evaluation, net, f"{cfg.id} evaluation data")
     pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
+    sizes = {"n_train": len(training[1]), "n_eval": len(evaluation[1])}
     out = []
     for s in seeds:
         k_init, k_train = jax.random.split(jax.random.key(s))
@@ -226,27 +274,61 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
         show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
         start = time.perf_counter()
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
-        _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
-                            epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
-                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
-                            monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
-                            penalty=penalty_for(cfg), stop_after=cfg.stop_after,
-                            halve_eta_after=cfg.halve_eta_after, nan_guard=cfg.nan_guard,
-                            checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
-                            checkpoint_config=pinned | {"seed": s}, resume=resume)
-        acc = [percent(c, len(evaluation[1])) for c in hist["evaluation_accuracy"]]
-        out.append({
-            "seed": s,
-            "peak": max(acc),
-            "peak_epoch": int(np.argmax(acc)),
-            "final": acc[-1],
-            "accuracy": acc,
-            "history": hist,
-            "wall_s": time.perf_counter() - start,
-            "n_train": len(training[1]),
-            "n_eval": len(evaluation[1]),
-        })
+        try:
+            _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
+                                epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
+                                evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
+                                monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
+                                penalty=penalty_for(cfg), stop_after=cfg.stop_after,
+                                halve_eta_after=cfg.halve_eta_after, nan_guard=cfg.nan_guard,
+                                checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
+                                checkpoint_config=pinned | {"seed": s}, resume=resume)
+        except train.Interrupted as stop:
+            if stop.history["epoch"]:
+                out.append(seed_result(s, stop.history, time.perf_counter() - start, **sizes)
+                           | {"epochs_done": len(stop.history["epoch"])})
+            raise Interrupted([make_record(cfg, out, interrupted=True)] if out else []) from None
+        out.append(seed_result(s, hist, time.perf_counter() - start, **sizes))
     return out
+
+
+def seed_result(seed: int, hist: dict, wall_s: float, n_train: int, n_eval: int) -> dict:
+    """One seed's entry of a record: its history and the accuracies in percent."""
+    acc = [percent(c, n_eval) for c in hist["evaluation_accuracy"]]
+    return {"seed": seed, "peak": max(acc), "peak_epoch": int(np.argmax(acc)), "final": acc[-1], "accuracy": acc,
+            "history": hist, "wall_s": wall_s, "n_train": n_train, "n_eval": n_eval}
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``records`` are the results records of its finished seeds and
+    epochs, marked ``"interrupted": true`` (none if no epoch had finished)."""
+
+    def __init__(self, records: list[dict]):
+        super().__init__("interrupted")
+        self.records = records
+
+
+@contextlib.contextmanager
+def saving_on_interrupt(args: argparse.Namespace, chapter: str, ids: Sequence[str]):
+    """Collect a script's finished records in the list this yields; on Ctrl-C, write them
+    and the interrupted run's finished epochs (`Interrupted`) to DIR/chapter.json, say in
+    one line what was saved and how to continue, and exit with status 130."""
+    records: list[dict] = []
+    try:
+        yield records
+    except KeyboardInterrupt as stop:
+        partial = stop.records if isinstance(stop, Interrupted) else []
+        saved = records + partial
+        if saved and args.merge:
+            saved = merge_saved(args.out, chapter, saved, ids)
+        what = f"{len(records)} finished record(s)" + (
+            f" and the finished epochs of {', '.join(r['id'] for r in partial)}" if partial else "")
+        where = f"saved {what} to {write_results(args.out, chapter, saved)}" if saved else "nothing had finished"
+        ckpt = getattr(args, "checkpoint_dir", None)
+        how = (f"run the same command with --resume to continue from the checkpoints in {ckpt}" if ckpt else
+               "rerun to start again (with --checkpoint-dir DIR a run can be continued with --resume)")
+        print(f"interrupted: {where}; {how}", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def make_record(cfg: RunConfig, per_seed: list[dict], metric: str = "peak", **extra) -> dict:
@@ -271,17 +353,23 @@ def cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def formatted(r: dict) -> tuple[str, str, str]:
+    """A record's book figure, our best and mean ± std as table text, in the record's unit."""
+    unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
+    fmt = ".2f" if unit == "%" else ".4g"
+    suffix = "%" if unit == "%" else f" {unit}".rstrip()
+    book = "–" if r.get("book") is None else f"{r['book']:{fmt}}{suffix}"
+    best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
+    ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+    return book, best, ms
+
+
 def markdown_table(records: list[dict]) -> str:
     """Book against ours, one row per record."""
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
-        fmt = ".2f" if unit == "%" else ".4g"
-        suffix = "%" if unit == "%" else f" {unit}".rstrip()
-        book = "–" if r["book"] is None else f"{r['book']:{fmt}}{suffix}"
-        best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
-        ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+        book, best, ms = formatted(r)
         metric, note = (cell(r.get(k, "")) for k in ("metric", "note"))
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{metric} | {r['wall_s']:.1f} | {note} |")
@@ -328,8 +416,8 @@ def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], i
 
 
 def base_parser(description: str) -> argparse.ArgumentParser:
-    """The options every chapter script takes."""
-    p = argparse.ArgumentParser(description=description)
+    """The options every chapter script takes; parse them with `parse_args`."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every run")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per run (default 3): seeds 0..N-1")
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
@@ -340,20 +428,60 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--merge", action="store_true",
                    help="keep the saved records of ids not run this time (from DIR/chN.json)")
+    p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(COMPILE_CACHE_ENV) or None,
+                   help="keep compiled programs in DIR for later runs (JAX's persistent compilation cache; "
+                        f"default: ${COMPILE_CACHE_ENV}, else none)")
     return p
 
 
-def add_run_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--set``, ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``, for a script
-    that applies them with `check_args` and passes the checkpoint options to `run_seeds`."""
+COMPILE_CACHE_ENV = "NNJAX_COMPILE_CACHE"
+
+
+def add_run_options(p: argparse.ArgumentParser, config: type = RunConfig, *,
+                    checkpoints: bool = True) -> argparse.ArgumentParser:
+    """``--set`` for the fields of the ``config`` dataclass (listed in ``--help``), and with
+    ``checkpoints`` ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``.
+
+    A script applies ``--set`` with `check_args` and passes `fit_options` to its training.
+    """
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field of every selected run, e.g. --set eta=0.5 (repeatable)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="write checkpoints of every run there (DIR/<id>/seed<s>/epoch-NNNNNN.ckpt)")
-    p.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs between checkpoints (default 1)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue each run from its newest checkpoint in --checkpoint-dir (bit-identical result)")
+                   help=f"override a {config.__name__} field of every selected run, e.g. --set epochs=2 "
+                        "(repeatable; the fields are listed below)")
+    p.epilog = fields_epilog(config)
+    if checkpoints:
+        p.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                       help="write checkpoints of every run there (DIR/<id>/seed<s>/epoch-NNNNNN.ckpt)")
+        p.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="K",
+                       help="epochs between checkpoints (default 1; the last epoch is always saved)")
+        p.add_argument("--resume", action="store_true",
+                       help="continue each run from its newest checkpoint in --checkpoint-dir (bit-identical result)")
     return p
+
+
+def parse_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse a chapter's command line, check what can be checked before any work, and turn
+    on the compilation cache if one is asked for."""
+    args = p.parse_args(argv)
+    if getattr(args, "resume", False) and args.checkpoint_dir is None:
+        p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
+    if args.compile_cache:
+        use_compile_cache(args.compile_cache)
+    return args
+
+
+def use_compile_cache(directory: str | os.PathLike) -> None:
+    """Keep every compiled program in ``directory``, so that a later process loads it
+    instead of compiling again (JAX's persistent compilation cache; set it before the
+    first compile). The size and compile-time thresholds are off: nnjax's programs are
+    small, and on CPU many compile in under JAX's default one second."""
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """The checkpoint options of the command line, as keyword arguments of `run_seeds`."""
+    return dict(checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every, resume=args.resume)
 
 
 def positive_int(text: str) -> int:
@@ -362,10 +490,8 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence[RunConfig]) -> list[RunConfig]:
-    """The common options' cross-checks, and ``configs`` with ``--set`` applied; exits clearly on error."""
-    if args.resume and args.checkpoint_dir is None:
-        p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
+def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence) -> list:
+    """``configs`` with ``--set`` applied; exits with a message naming the field on error."""
     try:
         return [override(c, args.set) for c in configs]
     except (ValueError, TypeError) as e:

@@ -4,11 +4,13 @@ Figures are drawn from saved results only (plotting never retrains) and written 
 """
 
 import json
+import os
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display: render straight to files
+if not os.environ.get("MPLBACKEND"):  # keep a backend chosen already, e.g. a Jupyter kernel's inline one
+    matplotlib.use("Agg")  # no display: render straight to files
 import matplotlib.pyplot as plt  # noqa: E402
 
 

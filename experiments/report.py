@@ -1,46 +1,119 @@
-"""Every saved result the book reports a number for, in one table (reads files, never trains).
+"""The reproduction report: every BOOK.md row, the book's figure beside ours, with plots.
 
-    python -m experiments.report [--results DIR] [--all]
+    python -m experiments.report [--results DIR] [--out FILE]             # read saved results
+    python -m experiments.report --run [--quick] [--seeds N] [--results DIR]   # run, then report
 
-Reads DIR/ch*.json (default ``results``) and prints a Markdown table: the book's figure,
-our best and mean ± std over seeds, the number of seeds, the wall time and the device.
-``--all`` also lists the rows for which the book gives no single number.
+Without ``--run`` it only reads DIR/chN.json (default ``results``), redraws the figures
+(`experiments.figures`) and writes DIR/REPORT.md: one table per chapter with every row of
+BOOK.md (rows never run say so), our best and mean ± std over seeds, the seeds, device and
+wall time, then the chapter's figures. ``--run`` first runs every chapter script with
+``--merge`` (hours at the book's settings on a CPU; ``--quick`` runs the seconds-long
+versions into DIR/quick unless ``--results`` says otherwise, so saved full results are
+never overwritten by smoke runs).
 """
 
 import argparse
+import importlib
 import json
+import time
 from pathlib import Path
 
+from experiments import common, figures
 
-def rows(results: Path, include_all: bool) -> list[str]:
-    """One Markdown row per record, chapter by chapter."""
-    out = []
-    for path in sorted(results.glob("ch*.json")):
-        for r in json.loads(path.read_text()):
-            if r.get("book") is None and not include_all:
-                continue
-            unit = r.get("unit", "%")
-            fmt = (lambda v: "–" if v is None else f"{v:.2f}%") if unit == "%" else (
-                lambda v: "–" if v is None else f"{v:.4g} {unit}".rstrip())
-            mean = "–" if r.get("mean") is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
-            out.append(f"| {r['id']} | {fmt(r.get('book'))} | {fmt(r.get('best'))} | {mean} | "
-                       f"{len(r.get('seeds', []))} | {r.get('wall_s', 0):.0f} | {r.get('device', '')} |")
-    return out
+CHAPTERS = {
+    "ch1": "Chapter 1: network.py's sigmoid networks and the baselines",
+    "ch2": "Chapter 2: backpropagation by hand",
+    "ch3": "Chapter 3: cross-entropy, regularisation, initialisation, hyper-parameters",
+    "ch4": "Chapter 4: universality",
+    "ch5": "Chapter 5: unstable gradients",
+    "ch6": "Chapter 6: convolutional networks, expanded data, ensembles",
+}
+HEADER = ["| id | book | ours best | mean ± std | seeds | metric | device | wall s | note |",
+          "|---|---|---|---|---|---|---|---|---|"]
+
+
+def row_of(id_: str) -> str:
+    """The BOOK.md row a record belongs to: "3m/eta=0.25" → "3m", "5f 2 hidden" → "5f"."""
+    return id_.split("/")[0].split(" ")[0]
+
+
+def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
+    """Table rows for every BOOK.md id of a chapter (from its script's IDS) and every saved record."""
+    module = importlib.import_module(f"experiments.{chapter}")
+    ids = getattr(module, "IDS", None) or list(dict.fromkeys(row_of(r["id"]) for r in records))
+    book = {c.id: c.book for c in getattr(module, "RUNS", [])}
+    by_row: dict[str, list[dict]] = {}
+    for r in records:
+        by_row.setdefault(row_of(r["id"]), []).append(r)
+    lines = []
+    for id_ in ids + [i for i in by_row if i not in ids]:
+        if id_ not in by_row:
+            figure = "–" if book.get(id_) is None else f"{book[id_]:.2f}%"
+            lines.append(f"| {id_} | {figure} | not run | | | | | | |")
+            continue
+        for r in by_row[id_]:
+            b, best, ms = common.formatted(r)
+            lines.append(f"| {r['id']} | {b} | {best} | {ms} | {len(r.get('seeds', []))} | "
+                         f"{common.cell(r.get('metric', ''))} | {r.get('device', '')} | {r.get('wall_s', 0):.0f} | "
+                         f"{common.cell(r.get('note', ''))} |")
+    return lines
+
+
+def report(results: Path, pngs: list[Path]) -> str:
+    """The Markdown report of the saved results in ``results``, linking the figures ``pngs``."""
+    parts = ["# Reproduction report", "",
+             "Every row of BOOK.md: the book's figure and ours (best over seeds, and mean ± std).",
+             "Made by `python -m experiments.report` from the saved results beside this file.", ""]
+    machines, versions = set(), set()
+    for chapter, title in CHAPTERS.items():
+        path = results / f"{chapter}.json"
+        records = json.loads(path.read_text()) if path.exists() else []
+        machines |= {r["machine"] for r in records if "machine" in r}
+        versions |= {r["jax_version"] for r in records if "jax_version" in r}
+        parts += [f"## {title}", ""]
+        if not records:
+            parts += [f"No saved results: run `python -m experiments.{chapter}`.", ""]
+        parts += HEADER + chapter_rows(chapter, records) + [""]
+        parts += [f"![{p.stem}]({p.name})" for p in sorted(pngs) if p.name.startswith(f"{chapter}_")] + [""]
+    parts += [f"Machines: {'; '.join(sorted(machines)) or '–'}. jax {', '.join(sorted(versions)) or '–'}.", ""]
+    return "\n".join(parts)
+
+
+def run_all(results: Path, quick: bool, seeds: int, data_dir: str | None) -> None:
+    """Run every chapter script, keeping saved records of rows not run again (``--merge``)."""
+    for chapter in CHAPTERS:
+        argv = ["--out", str(results), "--merge", "--seeds", str(seeds)] + ["--quick"] * quick
+        argv += ["--data-dir", data_dir] if data_dir else []
+        print(f"== python -m experiments.{chapter} {' '.join(argv)}", flush=True)
+        importlib.import_module(f"experiments.{chapter}").main(argv)
 
 
 def main(argv=None) -> str:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", default="results", help="directory holding the chN.json files")
-    p.add_argument("--all", action="store_true", help="also rows without a number from the book")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
+    p.add_argument("--results", default=None,
+                   help="directory of the chN.json files (default: results, or results/quick with --run --quick)")
+    p.add_argument("--out", default=None, help="the report's path (default: RESULTS/REPORT.md)")
+    p.add_argument("--run", action="store_true", help="run every chapter first (long), then report")
+    p.add_argument("--quick", action="store_true", help="with --run: the seconds-long smoke version of every run")
+    p.add_argument("--seeds", type=common.positive_int, default=3, help="with --run: seeds per run (default 3)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     args = p.parse_args(argv)
-    results = Path(args.results)
+    if args.quick and not args.run:
+        p.error("--quick only applies with --run (it chooses how the experiments are run)")
+    results = Path(args.results or ("results/quick" if args.run and args.quick else "results"))
+    start = time.perf_counter()
+    if args.run:
+        run_all(results, args.quick, args.seeds, args.data_dir)
     if not results.is_dir():
-        raise SystemExit(f"error: no results directory {results}; run an experiment first, "
-                         "e.g. python -m experiments.ch1")
-    table = "\n".join(["| id | book | ours best | mean ± std | seeds | wall s | device |",
-                       "|---|---|---|---|---|---|---|", *rows(results, args.all)])
-    print(table)
-    return table
+        p.error(f"no results directory {results}; run an experiment first (e.g. python -m experiments.ch1) "
+                "or pass --run")
+    text = report(results, figures.regenerate(results, args.data_dir))
+    out = Path(args.out) if args.out else results / "REPORT.md"
+    out.write_text(text)
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s")
+    return text
 
 
 if __name__ == "__main__":

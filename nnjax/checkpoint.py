@@ -198,3 +198,29 @@ def restore(directory: str | os.PathLike, like: Any, *, config: dict | None = No
         raise CheckpointError(f"no intact checkpoint in {directory}:\n  " + "\n  ".join(problems)
                               + "\nDelete the directory to start afresh.")
     return None
+
+
+def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None, key: Any, epochs: int,
+                 resume: bool) -> Checkpoint | None:
+    """The checkpoint a training loop continues from, or None to start afresh.
+
+    Without ``resume`` a directory that already holds checkpoints is refused (one run per
+    directory); with it, the newest intact checkpoint is restored into ``like`` (a dict
+    with the run's PRNG key under "key") and checked against ``config``, ``key`` (the
+    same key, i.e. seed) and ``epochs`` (at least as many as it holds).
+    """
+    if not resume:
+        if existing := list_checkpoints(directory):
+            raise ValueError(f"checkpoint_dir {directory} already holds checkpoints ({existing[-1].name}, ...): "
+                             "pass resume=True (--resume) to continue from them, or use an empty directory")
+        return None
+    found = restore(directory, like, config=config)
+    if found is None:
+        return None
+    if tree_digest(found.state["key"]) != tree_digest(key):
+        raise CheckpointError(f"{found.path} was written by a run with another key; resume with "
+                              "the same key (seed) or use a new checkpoint_dir")
+    if found.epoch > epochs:
+        raise ValueError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
+                         "ask for at least as many epochs as were run")
+    return found

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from nnjax import validate
+
 Params = Any
 SCALINGS = ("network2", "network3")
 
@@ -58,20 +60,13 @@ def add_l1_subgradient(coefficient) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
-def _check(name: str, value, ok, expected: str) -> None:
-    try:
-        good = bool(np.all(ok(np.asarray(value))))
-    except (TypeError, jax.errors.ConcretizationTypeError):
-        return  # traced values (inside jit/vmap) are the caller's responsibility
-    if not good:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-
-
 def sgd(eta, *, lmbda=0.0, n: int | None = None, momentum=0.0, l1: bool = False,
         scaling: str = "network2", batch_size: int | None = None) -> optax.GradientTransformation:
     """Mini-batch SGD with the book's optional L2/L1 regularisation and momentum (ch1, ch3).
 
     eta: the learning rate η > 0 (a float, or an array for a sweep).
+    η, λ and μ must be finite and in range (`nnjax.validate`; every element of an array;
+    values traced inside jit/vmap are not checked).
     lmbda: the regularisation parameter λ ≥ 0 ("lambda" is a Python keyword, as in network2.py).
     n: the training-set size. The weight-penalty term is part of the update exactly when n
         is given (so λ = 0 with n given keeps the same program, for a sweep over λ).
@@ -84,9 +79,9 @@ def sgd(eta, *, lmbda=0.0, n: int | None = None, momentum=0.0, l1: bool = False,
         momentum:  v → μv − η(g + penalty gradient),  w → w + v.
     Biases get only −η g (and momentum).
     """
-    _check("eta", eta, lambda v: v > 0, "positive (the learning rate η)")
-    _check("lmbda", lmbda, lambda v: v >= 0, "non-negative (the regularisation parameter λ)")
-    _check("momentum", momentum, lambda v: (v >= 0) & (v < 1), "in [0, 1) (the momentum coefficient μ)")
+    validate.positive("eta", eta, "the learning rate η")
+    validate.non_negative("lmbda", lmbda, "the regularisation parameter λ")
+    validate.probability("momentum", momentum, "the momentum coefficient μ")
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
     if n is None and (l1 or np.any(np.asarray(lmbda) != 0)):

@@ -13,6 +13,7 @@ does for configuration i alone (same key, same hyperparameters).
                           epochs=30, batch_size=10, keys=train_keys, ...)
 """
 
+import os
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax import optim, train
+from nnjax import checkpoint, optim, train
 from nnjax.backprop import GradFn
 
 Array = jax.Array
@@ -60,7 +61,8 @@ def fit(params: Any, grad_fn: GradFn, optimizer: optax.GradientTransformation, t
         hyperparams: Mapping[str, Array], epochs: int, batch_size: int, keys: Array,
         evaluate: Callable | None = None, evaluation_data=None, monitor_training: bool = False,
         penalty: Callable | None = None, shuffle: bool = True, stochastic: bool = False,
-        on_epoch: Callable[[dict], None] | None = None):
+        on_epoch: Callable[[dict], None] | None = None, checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 1, checkpoint_config: dict | None = None, resume: bool = False):
     """Train k members at once; `nnjax.train.fit` semantics member by member.
 
     params: stacked (see `stack`); keys: (k,) PRNG keys, member i's epoch e uses
@@ -71,6 +73,9 @@ def fit(params: Any, grad_fn: GradFn, optimizer: optax.GradientTransformation, t
     each reported cost with the member's own λ.
     Returns the stacked final parameters and a history whose entries are, per epoch, a
     list with one value per member (``seconds`` is the whole program's epoch time).
+    checkpoint_dir, checkpoint_every, checkpoint_config, resume: as in `nnjax.train.fit`
+    (the state saved is the stacked params, optimiser states and keys); Ctrl-C raises
+    `nnjax.train.Interrupted` with the history of the finished epochs.
     """
     k = size(params)
     x, y = (jnp.asarray(a) for a in training_data)
@@ -86,21 +91,36 @@ def fit(params: Any, grad_fn: GradFn, optimizer: optax.GradientTransformation, t
     term = jax.jit(jax.vmap(penalty, in_axes=(0, 0, None)), static_argnums=2) if penalty else None
     sets = {"evaluation": evaluation_data, "training": (x, y) if monitor_training else None}
     history: dict[str, list] = {"epoch": [], "seconds": []}
-    for e in range(epochs):
-        start = time.perf_counter()
-        epoch_keys = jax.vmap(lambda key: jax.random.fold_in(key, e))(keys)
-        params, opt_states = run_epoch(params, opt_states, epoch_keys, x, y)
-        jax.block_until_ready(params)
-        record = {"epoch": e, "seconds": time.perf_counter() - start}
-        for name, data in sets.items():
-            if data is None:
-                continue
-            correct, c = score(params, *(jnp.asarray(a) for a in data))
-            if term is not None:
-                c = c + term(params, opt_states.hyperparams["lmbda"], len(data[1]))
-            record[f"{name}_accuracy"], record[f"{name}_cost"] = correct.tolist(), c.tolist()
-        for key_, v in record.items():
-            history.setdefault(key_, []).append(v)
-        if on_epoch is not None:
-            on_epoch(record)
+    start_epoch, ckpt = 0, None
+    config = {"batch_size": batch_size, "shuffle": shuffle, "stochastic": stochastic,
+              "training_data": [list(x.shape), str(x.dtype)], "run": checkpoint_config}
+    if checkpoint_dir is not None:
+        found = checkpoint.resume_point(checkpoint_dir, {"params": params, "opt_state": opt_states, "key": keys},
+                                        config=config, key=keys, epochs=epochs, resume=resume)
+        if found is not None:
+            params, opt_states, history = found.state["params"], found.state["opt_state"], found.history
+            start_epoch, ckpt = found.epoch, found.path
+    try:
+        for e in range(start_epoch, epochs):
+            start = time.perf_counter()
+            epoch_keys = jax.vmap(lambda key: jax.random.fold_in(key, e))(keys)
+            params, opt_states = run_epoch(params, opt_states, epoch_keys, x, y)
+            jax.block_until_ready(params)
+            record = {"epoch": e, "seconds": time.perf_counter() - start}
+            for name, data in sets.items():
+                if data is None:
+                    continue
+                correct, c = score(params, *(jnp.asarray(a) for a in data))
+                if term is not None:
+                    c = c + term(params, opt_states.hyperparams["lmbda"], len(data[1]))
+                record[f"{name}_accuracy"], record[f"{name}_cost"] = correct.tolist(), c.tolist()
+            for key_, v in record.items():
+                history.setdefault(key_, []).append(v)
+            if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs):
+                ckpt = checkpoint.save(checkpoint_dir, e + 1, {"params": params, "opt_state": opt_states, "key": keys},
+                                       history=history, config=config)
+            if on_epoch is not None:
+                on_epoch(record)
+    except KeyboardInterrupt:
+        raise train.Interrupted(history, ckpt) from None
     return params, history

@@ -93,6 +93,20 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
     return epoch
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or a KeyboardInterrupt from ``on_epoch``) stopped `fit` between or inside epochs.
+
+    history: the history of the epochs that finished; checkpoint: the newest checkpoint
+        written (a resume redoes the epochs after it), or None.
+    """
+
+    def __init__(self, history: dict[str, list], checkpoint_path=None):
+        done = min(map(len, history.values()), default=0)  # Ctrl-C may land between two appends
+        super().__init__(f"interrupted after {done} finished epoch(s)")
+        self.history = {k: v[:done] for k, v in history.items()}
+        self.checkpoint = checkpoint_path
+
+
 Evaluate = Callable[[Params, Array, Array], tuple[Array, Array]]
 Penalty = Callable[[Params, int], Array]
 
@@ -151,7 +165,9 @@ def fit(
     ``evaluation_accuracy`` (number correct) and ``evaluation_cost`` when evaluation
     data is given, ``training_accuracy`` and ``training_cost`` with ``monitor_training``,
     and ``seconds`` (wall time of the epoch's training, excluding evaluation).
-    ``on_epoch`` is called after each epoch with that epoch's entries and ``epoch``.
+    ``on_epoch`` is called after each epoch (and its checkpoint) with that epoch's entries
+    and ``epoch``. A KeyboardInterrupt (Ctrl-C, or raised by ``on_epoch``) becomes
+    `Interrupted`, which carries the history of the finished epochs.
 
     Chapter 3 options (both no-improvement rules watch ``evaluation_accuracy``):
     penalty: ``(params, size) -> term`` added to each reported cost, with size the number
@@ -211,8 +227,8 @@ def fit(
               "training_data": [list(x.shape), str(x.dtype), list(y.shape), str(y.dtype)],
               "run": checkpoint_config}
     if checkpoint_dir is not None:
-        found = _resume(checkpoint_dir, _state(params, opt_state, key, changed_at, stopped), config, key, epochs,
-                        resume)
+        found = checkpoint.resume_point(checkpoint_dir, _state(params, opt_state, key, changed_at, stopped),
+                                        config=config, key=key, epochs=epochs, resume=resume)
         if found is not None:
             params, opt_state, history = found.state["params"], found.state["opt_state"], found.history
             start_epoch, ckpt = found.epoch, found.path
@@ -221,47 +237,50 @@ def fit(
                 return params, history
     if halve_eta_after is not None:
         eta = float(opt_state.hyperparams["learning_rate"])
-    for e in range(start_epoch, epochs):
-        start = time.perf_counter()
-        new_params, new_opt_state = run_epoch(params, opt_state, jax.random.fold_in(key, e), x, y)
-        jax.block_until_ready(new_params)
-        record = {"epoch": e, "seconds": time.perf_counter() - start}
-        if nan_guard and not guard.all_finite((new_params, new_opt_state)):
-            i, what = guard.locate(build_epoch, grad_fn, params, opt_state, jax.random.fold_in(key, e), x, y)
-            raise guard.stopped(e, steps, i, what, history, ckpt)
-        params, opt_state = new_params, new_opt_state
-        if halve_eta_after is not None:
-            record["learning_rate"] = eta
-        if evaluation_data is not None:
-            correct, c = evaluate(params, *evaluation_data)
-            record["evaluation_accuracy"], record["evaluation_cost"] = int(correct), float(c)
-        if monitor_training:
-            correct, c = evaluate(params, x, y)
-            record["training_accuracy"], record["training_cost"] = int(correct), float(c)
-        if penalty is not None:  # network2.py reports the cost with the regularisation term
-            for name, size in (("evaluation", len(evaluation_data[1]) if evaluation_data else 0), ("training", n)):
-                if f"{name}_cost" in record:
-                    record[f"{name}_cost"] += float(penalty(params, size))
-        bad = [f"{k} = {record[k]}" for k in ("evaluation_cost", "training_cost") if not math.isfinite(record.get(k, 0))]
-        if nan_guard and bad:
-            raise guard.stopped(e, steps, None, f"{' and '.join(bad)} although the parameters are finite", history, ckpt)
-        for k, v in record.items():
-            history.setdefault(k, []).append(v)
-        if on_epoch is not None:
-            on_epoch(record)
-        if stop_after is not None and epochs_without_improvement(history["evaluation_accuracy"]) >= stop_after:
-            stopped = True
-        elif halve_eta_after is not None and (
-                epochs_without_improvement(history["evaluation_accuracy"], changed_at) >= halve_eta_after):
-            eta, changed_at = eta / 2, e + 1
-            stopped = eta <= eta0 * min_eta_fraction
-            if not stopped:
-                opt_state = set_hyperparams(opt_state, learning_rate=eta)
-        if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs or stopped):
-            ckpt = checkpoint.save(checkpoint_dir, e + 1, _state(params, opt_state, key, changed_at, stopped),
-                                   history=history, config=config)
-        if stopped:
-            break
+    try:
+        for e in range(start_epoch, epochs):
+            start = time.perf_counter()
+            new_params, new_opt_state = run_epoch(params, opt_state, jax.random.fold_in(key, e), x, y)
+            jax.block_until_ready(new_params)
+            record = {"epoch": e, "seconds": time.perf_counter() - start}
+            if nan_guard and not guard.all_finite((new_params, new_opt_state)):
+                i, what = guard.locate(build_epoch, grad_fn, params, opt_state, jax.random.fold_in(key, e), x, y)
+                raise guard.stopped(e, steps, i, what, history, ckpt)
+            params, opt_state = new_params, new_opt_state
+            if halve_eta_after is not None:
+                record["learning_rate"] = eta
+            if evaluation_data is not None:
+                correct, c = evaluate(params, *evaluation_data)
+                record["evaluation_accuracy"], record["evaluation_cost"] = int(correct), float(c)
+            if monitor_training:
+                correct, c = evaluate(params, x, y)
+                record["training_accuracy"], record["training_cost"] = int(correct), float(c)
+            if penalty is not None:  # network2.py reports the cost with the regularisation term
+                for name, size in (("evaluation", len(evaluation_data[1]) if evaluation_data else 0), ("training", n)):
+                    if f"{name}_cost" in record:
+                        record[f"{name}_cost"] += float(penalty(params, size))
+            bad = [f"{k} = {record[k]}" for k in ("evaluation_cost", "training_cost") if not math.isfinite(record.get(k, 0))]
+            if nan_guard and bad:
+                raise guard.stopped(e, steps, None, f"{' and '.join(bad)} although the parameters are finite", history, ckpt)
+            for k, v in record.items():
+                history.setdefault(k, []).append(v)
+            if stop_after is not None and epochs_without_improvement(history["evaluation_accuracy"]) >= stop_after:
+                stopped = True
+            elif halve_eta_after is not None and (
+                    epochs_without_improvement(history["evaluation_accuracy"], changed_at) >= halve_eta_after):
+                eta, changed_at = eta / 2, e + 1
+                stopped = eta <= eta0 * min_eta_fraction
+                if not stopped:
+                    opt_state = set_hyperparams(opt_state, learning_rate=eta)
+            if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == epochs or stopped):
+                ckpt = checkpoint.save(checkpoint_dir, e + 1, _state(params, opt_state, key, changed_at, stopped),
+                                       history=history, config=config)
+            if on_epoch is not None:  # after the checkpoint: what is reported is saved
+                on_epoch(record)
+            if stopped:
+                break
+    except KeyboardInterrupt:
+        raise Interrupted(history, ckpt) from None
     return params, history
 
 
@@ -302,22 +321,3 @@ def _probe(run_epoch, grad_fn, params, opt_state, key, x, y, batch_size, stochas
     if signature(grads) != signature(params):
         raise ValueError("the gradient function must return a pytree shaped like params; it turns "
                          f"params {signature(params)} into gradients {signature(grads)}")
-
-
-def _resume(directory, state, config, key, epochs, resume):
-    """The checkpoint to continue from (None: start afresh), after checking it fits this run."""
-    if not resume:
-        if existing := checkpoint.list_checkpoints(directory):
-            raise ValueError(f"checkpoint_dir {directory} already holds checkpoints ({existing[-1].name}, ...): "
-                             "pass resume=True (--resume) to continue from them, or use an empty directory")
-        return None
-    found = checkpoint.restore(directory, state, config=config)
-    if found is None:
-        return None
-    if checkpoint.tree_digest(found.state["key"]) != checkpoint.tree_digest(key):
-        raise checkpoint.CheckpointError(f"{found.path} was written by a run with another key; resume with "
-                                         "the same key (seed) or use a new checkpoint_dir")
-    if found.epoch > epochs:
-        raise ValueError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
-                         "ask for at least as many epochs as were run")
-    return found

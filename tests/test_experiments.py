@@ -39,16 +39,3 @@ def test_ch2_quick(mnist_dir, tmp_path):
     assert by_id["2-autodiff"]["best"] < 1e-12
     assert json.loads((tmp_path / "ch2.json").read_text())[0]["id"] == "2-speed"
 
-
-def test_report_reads_saved_results(tmp_path):
-    from experiments import common, report
-
-    record = {"id": "1a", "book": 95.42, "best": 95.45, "mean": 95.04, "std": 0.22, "seeds": [0, 1],
-              "wall_s": 3.0, "device": "cpu", "metric": "peak", "note": ""}
-    unreported = {**record, "id": "1e", "book": None}
-    common.write_results(tmp_path, "ch1", [record, unreported])
-    table = report.main(["--results", str(tmp_path)])
-    assert "| 1a | 95.42% | 95.45% | 95.04 ± 0.22 | 2 | 3 | cpu |" in table and "| 1e |" not in table
-    assert "| 1e |" in report.main(["--results", str(tmp_path), "--all"])
-    with pytest.raises(SystemExit, match="no results directory"):
-        report.main(["--results", str(tmp_path / "missing")])

@@ -143,20 +143,34 @@ def test_penalties_count_weights_only(pg):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(eta=0.0), "eta must be positive"),
-    (dict(eta=-1.0), "eta must be positive"),
-    (dict(eta=0.1, lmbda=-1.0, n=10), "lmbda must be non-negative"),
+    (dict(eta=0.0), r"eta must be a finite number > 0.0 \(the learning rate η\), got 0.0"),
+    (dict(eta=-1.0), "eta must be a finite number > 0"),
+    (dict(eta=float("inf")), "eta must be a finite number > 0.*got inf"),
+    (dict(eta=float("nan")), "eta must be a finite number > 0.*got nan"),
+    (dict(eta=np.array([0.1, np.inf])), "eta must be a finite number > 0"),
+    (dict(eta=0.1, lmbda=-1.0, n=10), r"lmbda must be a finite number >= 0.0 \(the regularisation parameter λ\)"),
+    (dict(eta=0.1, lmbda=float("nan"), n=10), "lmbda must be a finite number >= 0"),
+    (dict(eta=0.1, momentum=float("inf")), r"momentum must be a finite number in \[0.0, 1.0\)"),
+    (dict(eta=0.1, momentum=-0.1), r"momentum must be a finite number in \[0.0, 1.0\)"),
     (dict(eta=0.1, lmbda=5.0), "needs n"),
     (dict(eta=0.1, l1=True), "needs n"),
     (dict(eta=0.1, lmbda=5.0, n=0), "n must be a positive integer"),
-    (dict(eta=0.1, momentum=1.0), r"momentum must be in \[0, 1\)"),
+    (dict(eta=0.1, momentum=1.0), r"momentum must be a finite number in \[0.0, 1.0\) \(the momentum coefficient μ\)"),
     (dict(eta=0.1, lmbda=5.0, n=10, scaling="network4"), "scaling must be one of"),
     (dict(eta=0.1, lmbda=5.0, n=10, scaling="network3"), "needs batch_size"),
 ])
 def test_bad_hyperparameters_raise_clearly(kwargs, match):
+    """η, λ, μ are checked by nnjax.validate: finite and in range, arrays element-wise."""
     eta = kwargs.pop("eta")
     with pytest.raises(ValueError, match=match):
         optim.sgd(eta, **kwargs)
+
+
+def test_hyperparameters_of_the_wrong_kind_are_type_errors():
+    with pytest.raises(TypeError, match="eta must be a finite number > 0.*got str '0.1'"):
+        optim.sgd("0.1")
+    with pytest.raises(TypeError, match="momentum must be"):
+        optim.sgd(0.1, momentum=True)
 
 
 def test_set_hyperparams_rejects_unknown_names(pg):

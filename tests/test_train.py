@@ -121,9 +121,9 @@ def test_fit_refuses_bad_arguments(kwargs, match):
                   (x, y), **{**args, **kwargs})
 
 
-@pytest.mark.parametrize("eta", [0.0, -1.0, float("nan")])
+@pytest.mark.parametrize("eta", [0.0, -1.0, float("nan"), float("inf")])
 def test_sgd_refuses_non_positive_eta(eta):
-    with pytest.raises(ValueError, match="eta must be positive"):
+    with pytest.raises(ValueError, match="eta must be a finite number > 0"):
         optim.sgd(eta)
 
 

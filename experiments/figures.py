@@ -1,0 +1,55 @@
+"""Every chapter's figures, redrawn from saved results (never trains).
+
+    python -m experiments.figures [--results DIR] [--data-dir DIR]
+
+Reads DIR/chN.json (default ``results``) and writes each chapter's PNGs beside it with
+that chapter's plot module; a chapter with no saved results is skipped with a note.
+Chapter 6's grid of misclassified digits needs MNIST's test images (``--data-dir`` or
+``$NNJAX_DATA_DIR``); chapter 2 reports numbers only.
+"""
+
+import argparse
+import time
+from functools import partial
+from pathlib import Path
+
+from experiments import ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots
+
+
+def plotters(data_dir=None) -> dict:
+    """Each chapter's ``plot_all(json_path) -> [png paths]``, by results-file name."""
+    return {"ch1": ch1_plots.plot_all, "ch3": ch3_plots.plot_all, "ch4": ch4_plots.plot_all,
+            "ch5": ch5_plots.plot_all, "ch6": partial(ch6_plots.plot_all, data_dir=data_dir)}
+
+
+def regenerate(results: Path, data_dir=None, verbose: bool = True) -> list[Path]:
+    """Redraw every figure whose chapter has saved results in ``results``; return the PNG paths."""
+    written = []
+    for chapter, plot_all in plotters(data_dir).items():
+        path = results / f"{chapter}.json"
+        if not path.exists():
+            if verbose:
+                print(f"{chapter}: no {path}; run python -m experiments.{chapter} first")
+            continue
+        written += plot_all(path)
+    return written
+
+
+def main(argv=None) -> list[Path]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default="results", help="directory holding the chN.json files (default: results)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    args = p.parse_args(argv)
+    results = Path(args.results)
+    if not results.is_dir():
+        p.error(f"no results directory {results}; run an experiment first, e.g. python -m experiments.ch1")
+    start = time.perf_counter()
+    written = regenerate(results, args.data_dir)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(written)} figures in {time.perf_counter() - start:.1f} s")
+    return written
+
+
+if __name__ == "__main__":
+    main()

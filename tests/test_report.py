@@ -1,0 +1,48 @@
+"""experiments.report and experiments.figures: the reproduction report and figures from saved results."""
+
+import pytest
+
+from experiments import common, figures, report
+
+
+def ch1_record(id_: str, book, accuracy: list[float]) -> dict:
+    """A chapter-1 record as experiments.ch1 saves it, with two seeds of per-epoch accuracy."""
+    per_seed = [{"seed": s, "peak": max(accuracy) - s, "accuracy": [a - s for a in accuracy]} for s in (0, 1)]
+    return {"id": id_, "book": book, "note": "", "metric": "peak", **common.summary([r["peak"] for r in per_seed]),
+            "seeds": [0, 1], "per_seed": per_seed, "config": {"sizes": [784, 30, 10], "eta": 3.0},
+            "wall_s": 3.0, "device": "cpu", "jax_version": "0.0", "machine": "test machine"}
+
+
+def test_report_lists_every_book_row_with_figures(tmp_path):
+    common.write_results(tmp_path, "ch1", [ch1_record("1a", 95.42, [90.0, 94.0, 95.5])])
+    text = report.main(["--results", str(tmp_path)])
+    assert text == (tmp_path / "REPORT.md").read_text()
+    assert "| 1a | 95.42% | 95.50% | 95.00 ± 0.50 | 2 | peak | cpu | 3 |" in text
+    assert "| 1b | 96.59% | not run |" in text  # a BOOK.md row with no saved record says so
+    assert "| 6l | 99.67% | not run |" in text and "No saved results: run `python -m experiments.ch6`" in text
+    assert "![ch1_training](ch1_training.png)" in text
+    assert (tmp_path / "ch1_training.png").stat().st_size > 10_000
+    assert "Machines: test machine. jax 0.0." in text
+
+
+def test_report_refuses_bad_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        report.main(["--results", str(tmp_path / "missing")])
+    assert "no results directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        report.main(["--quick"])
+    assert "--quick only applies with --run" in capsys.readouterr().err
+
+
+def test_run_writes_quick_results_then_reports(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "CHAPTERS", {"ch4": report.CHAPTERS["ch4"]})  # seconds, no MNIST needed
+    text = report.main(["--run", "--quick", "--results", str(tmp_path)])
+    assert (tmp_path / "ch4.json").exists() and "| 4a | 0.4 |" in text
+    assert "![ch4_steps_bumps](ch4_steps_bumps.png)" in text
+
+
+def test_figures_skip_chapters_without_results(tmp_path, capsys):
+    assert figures.regenerate(tmp_path) == []
+    assert "ch1: no" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        figures.main(["--results", str(tmp_path / "missing")])
