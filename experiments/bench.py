@@ -80,9 +80,13 @@ def nnjax_program(cfg, gradient: str, n: int):
     return epoch, (params, opt.init(params)), None
 
 
-def compiled_epoch(epoch, state, x, y, repeats: int, scale: float) -> dict:
-    """(a): compile once (timed apart), then the best of ``repeats`` runs of the compiled epoch."""
-    args = (*state, jax.random.key(1), jax.device_put(x), jax.device_put(y))
+def compiled_epoch(epoch, state, x, y, repeats: int, scale: float, key=None) -> dict:
+    """(a): compile once (timed apart), then the best of ``repeats`` runs of the compiled epoch.
+
+    key: the epoch's key (keys, for members); default ``jax.random.key(1)``.
+    """
+    key = jax.random.key(1) if key is None else key
+    args = (*state, key, jax.device_put(x), jax.device_put(y))
     start = time.perf_counter()
     run = epoch.lower(*args).compile()
     compile_s = time.perf_counter() - start

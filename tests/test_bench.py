@@ -6,7 +6,7 @@ import sys
 import jax
 import pytest
 
-from experiments import bench, bench_conv, bench_flops
+from experiments import bench, bench_conv, bench_flops, bench_plots, bench_profile, bench_scaling
 from nnjax import convnet
 from nnjax.network import num_params
 
@@ -98,3 +98,28 @@ def test_bench_skips_pytorch_with_a_message_when_it_is_missing(monkeypatch, caps
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     assert bench.torch_epoch(bench.config("ch1"), None, None, 50_000, 1, 1.0, 1) is None
     assert "PyTorch is not installed" in capsys.readouterr().out
+
+
+def test_scaling_curves_are_saved_and_drawn(tmp_path):
+    saved = bench_scaling.main(["--quick", "--out", str(tmp_path)])
+    curves = json.loads((tmp_path / "bench_scaling.json").read_text())["curves"]
+    assert [p["members"] for p in curves["members"]] == [1, 2]
+    assert [p["hidden"] for p in curves["width"]] == [30, 60]
+    assert [p["images"] for p in curves["data"]] == [1000, 2000]
+    assert all(p["seconds"] > 0 and p["floor_s"] > 0 for c in curves.values() for p in c)
+    assert curves["members"][1]["floor_s"] == pytest.approx(2 * curves["members"][0]["floor_s"])
+    assert saved["environment"]["jax_version"]
+    paths = bench_plots.main([str(tmp_path / "bench_scaling.json")])
+    assert sorted(p.name for p in paths) == ["bench_data.png", "bench_members.png", "bench_width.png"]
+    assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_profile_times_every_piece_and_lever(tmp_path):
+    out = bench_profile.main(["--steps", "20", "--rounds", "1", "--out", str(tmp_path)])
+    assert "+ backward pass (gradient)" in out["pieces"] and "step, unroll 8" in out["levers"]
+    rows = [*out["pieces"].values(), *out["levers"].values()]
+    assert all(r["us_per_step"] > 0 and r["kernels_per_iteration"] > 0 for r in rows)
+    # an unrolled loop body holds the kernels of several steps
+    assert out["levers"]["step, unroll 2"]["kernels_per_iteration"] > out["levers"]["step, unroll 1"][
+        "kernels_per_iteration"]
+    assert "| step, contiguous slices |" in (tmp_path / "bench_profile.md").read_text()
