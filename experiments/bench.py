@@ -1,14 +1,15 @@
 """Benchmark suite: a training epoch of the book's networks at mini-batch 10, by several implementations.
 
     python -m experiments.bench [--only IDS] [--quick] [--out DIR] [--repeats N] [--steps N]
-                                [--slow-steps N] [--torch-threads N] [--data-dir DIR]
+                                [--slow-steps N] [--unroll N] [--torch-threads N] [--data-dir DIR]
 
 Networks (each exactly as its chapter script trains it): ``ch1`` (1a: [784, 30, 10],
 sigmoid, quadratic cost), ``ch3`` (3g: [784, 100, 10], cross-entropy, L2), ``6b``,
 ``6f`` and ``6k`` (chapter 6's conv nets; 6k trains on the 250,000 expanded images).
 Rows, all in one process on one machine:
   (a) nnjax's epoch compiled as one `lax.scan` (FC nets: hand-derived and autodiff
-      gradients; conv nets: chapter 6's autodiff); compile time is reported apart,
+      gradients, and hand-derived with the loop unrolled ``--unroll`` times; conv nets:
+      chapter 6's autodiff); compile time is reported apart,
   (b) NumPy, the book's per-example network.py algorithm (FC nets),
   (c) NumPy, the fully matrix-based mini-batch form (FC nets),
   (d) the jitted nnjax step called from a Python loop (FC nets),
@@ -67,14 +68,17 @@ def best_of(fn, repeats: int, scale: float = 1.0) -> dict:
     return {"seconds": min(wall) * scale, "cpu_seconds": min(cpu) * scale}
 
 
-def nnjax_program(cfg, gradient: str, n: int):
-    """The jitted epoch of a config, its (params, opt_state) and its step, for a training set of n images."""
+def nnjax_program(cfg, gradient: str, n: int, unroll: int = 1):
+    """The jitted epoch of a config, its (params, opt_state) and its step, for a training set of n images.
+
+    unroll: steps per loop iteration (`nnjax.train.make_epoch`; FC nets only).
+    """
     key = jax.random.key(0)
     if isinstance(cfg, RunConfig):
         net, opt = cfg.network(), common.optimizer_for(cfg, n)
         grad = common.gradient_fn(net, gradient)
         params = init.init_params(key, net.sizes, cfg.init)
-        return jax.jit(train.make_epoch(grad, opt, cfg.batch_size)), (params, opt.init(params)), (grad, opt)
+        return jax.jit(train.make_epoch(grad, opt, cfg.batch_size, unroll=unroll)), (params, opt.init(params)), (grad, opt)
     net, opt, epoch, _ = ch6.programs(cfg, n, 1)
     params = net.init(key, (28, 28, 1))[1]
     return epoch, (params, opt.init(params)), None
@@ -162,10 +166,12 @@ def bench_network(net_id: str, impls: list[str], images, args, rate: dict) -> di
     rows = {}
     if "nnjax" in impls:
         x, y, steps, scale = subset(slow=False)
-        for gradient in ("backprop", "autodiff") if is_fc else (cfg.gradient,):
-            epoch, state, _ = nnjax_program(cfg, gradient, n)
-            rows[f"a_nnjax_scan_{gradient}"] = {**compiled_epoch(epoch, state, x, y, args.repeats, scale),
-                                                "timed_steps": steps}
+        variants = {f"a_nnjax_scan_{g}": (g, 1) for g in (("backprop", "autodiff") if is_fc else (cfg.gradient,))}
+        if is_fc and args.unroll > 1:
+            variants[f"a_nnjax_scan_backprop_unroll{args.unroll}"] = ("backprop", args.unroll)
+        for name, (gradient, unroll) in variants.items():
+            epoch, state, _ = nnjax_program(cfg, gradient, n, unroll)
+            rows[name] = {**compiled_epoch(epoch, state, x, y, args.repeats, scale), "timed_steps": steps}
     if is_fc and "numpy" in impls:
         for name, fn, slow in (("b_numpy_per_example", nb.sgd_epoch_per_example, True),
                                ("c_numpy_matrix", nb.sgd_epoch_matrix, False)):
@@ -239,6 +245,20 @@ def measured_rate(size: int, repeats: int = 5) -> dict:
     return {"size": size, "flops_per_s": 2 * size**3 / t["seconds"], "flops_per_cpu_s": 2 * size**3 / t["cpu_seconds"]}
 
 
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages: how busy the shared cores were."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def save(out_dir, name: str, result: dict, md: str | None = None) -> None:
+    """Write DIR/name.json (and DIR/name.md when ``md`` is given)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    if md is not None:
+        (out / f"{name}.md").write_text(md)
+
+
 def environment() -> dict:
     try:
         import torch
@@ -256,6 +276,8 @@ def parse_args(argv):
     p.add_argument("--repeats", type=common.positive_int, default=3, help="timed runs per row (best is kept)")
     p.add_argument("--steps", type=common.positive_int, default=5000, help="mini-batches timed by the fast FC rows")
     p.add_argument("--slow-steps", type=common.positive_int, default=1000, help="mini-batches timed by slow rows")
+    p.add_argument("--unroll", type=common.positive_int, default=8,
+                   help="also time the FC nets' epoch with this scan unroll (1: not)")
     p.add_argument("--torch-threads", type=common.positive_int, default=1, help="PyTorch intra-op threads")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
     args = p.parse_args(argv)
@@ -268,7 +290,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     net_ids, impls = select(args.only)
     images, source = training_images(args.data_dir)
-    load_before = os.getloadavg()
+    load_before = load_average()
     rate = measured_rate(512 if args.quick else 2048)
     networks = {}
     for net_id in net_ids:
@@ -277,12 +299,8 @@ def main(argv=None) -> dict:
     result = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")} | {
                   "networks": net_ids, "implementations": impls},
               "data": source, "networks": networks, "matmul_rate": rate,
-              "load_average_before": [round(v, 2) for v in load_before],
-              "load_average_after": [round(v, 2) for v in os.getloadavg()], "environment": environment()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(result, indent=1))
-    (out / "bench.md").write_text(markdown(result))
+              "load_average_before": load_before, "load_average_after": load_average(), "environment": environment()}
+    save(args.out, "bench", result, markdown(result))
     print(markdown(result).split("\n\n")[-1], flush=True)
     return result
 

@@ -16,11 +16,8 @@ hits them alike. Writes DIR/bench_profile.json and DIR/bench_profile.md.
 """
 
 import argparse
-import json
-import os
 import re
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -147,16 +144,11 @@ def main(argv=None) -> dict:
     images, source = bench.training_images(args.data_dir)
     x, y = (jax.device_put(a) for a in images(args.steps * BATCH))
     params = init.init_params(jax.random.key(0), NET.sizes, init.large)
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    result = {"steps": args.steps, "rounds": args.rounds, "data": source, "load_average_before": load_before,
+    result = {"steps": args.steps, "rounds": args.rounds, "data": source, "load_average_before": bench.load_average(),
               "pieces": measure(pieces(params, args.steps), x, y, args.rounds, args.steps),
               "levers": measure(levers(params, args.steps), x, y, args.rounds, args.steps),
-              "load_average_after": [round(v, 2) for v in os.getloadavg()],
-              "environment": bench.environment()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_profile.json").write_text(json.dumps(result, indent=1))
-    (out / "bench_profile.md").write_text(markdown(result))
+              "load_average_after": bench.load_average(), "environment": bench.environment()}
+    bench.save(args.out, "bench_profile", result, markdown(result))
     print(markdown(result))
     return result
 

@@ -17,9 +17,6 @@ DIR/bench_scaling.json; `experiments.bench_plots` draws it.
 """
 
 import argparse
-import json
-import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -85,15 +82,13 @@ def main(argv=None) -> dict:
     x, y = images(EPOCH)
     expanded = expand.shifts(jnp.asarray(x).reshape(-1, 28, 28), jnp.asarray(y), jax.random.key(0))
     expanded = (expanded[0].reshape(-1, 784), expanded[1])
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = bench.load_average()
     rate = bench.measured_rate(512 if args.quick else 2048)
     result = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, "data": source,
               "batch_size": BATCH, "epoch_images": EPOCH, "matmul_rate": rate, "load_average_before": load_before,
               "curves": curves(images, expanded, args, rate),
-              "load_average_after": [round(v, 2) for v in os.getloadavg()], "environment": bench.environment()}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_scaling.json").write_text(json.dumps(result, indent=1))
+              "load_average_after": bench.load_average(), "environment": bench.environment()}
+    bench.save(args.out, "bench_scaling", result)
     return result
 
 

@@ -71,12 +71,12 @@ def test_counted_products_have_the_networks_weight_shapes(net_id):
 
 
 def test_bench_writes_a_table_and_json_per_network(tmp_path):
-    out = bench.main(["--quick", "--only", "ch1,6b,nnjax,numpy,loop", "--steps", "20", "--slow-steps", "5",
+    out = bench.main(["--quick", "--only", "ch1,6b,nnjax,numpy,loop", "--steps", "20", "--slow-steps", "5", "--unroll", "2",
                       "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["networks"].keys() == out["networks"].keys() == {"ch1", "6b"}
     assert set(saved["networks"]["ch1"]["implementations"]) == {
-        "a_nnjax_scan_backprop", "a_nnjax_scan_autodiff", "b_numpy_per_example", "c_numpy_matrix",
+        "a_nnjax_scan_backprop", "a_nnjax_scan_autodiff", "a_nnjax_scan_backprop_unroll2", "b_numpy_per_example", "c_numpy_matrix",
         "d_nnjax_step_python_loop", "f_flop_floor"}
     assert set(saved["networks"]["6b"]["implementations"]) == {"a_nnjax_scan_autodiff", "f_flop_floor"}
     a = saved["networks"]["ch1"]["implementations"]["a_nnjax_scan_backprop"]
