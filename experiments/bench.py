@@ -138,8 +138,9 @@ def torch_epoch(cfg, x, y, n: int, repeats: int, scale: float, threads: int) -> 
         loss = bench_torch.cost("log_likelihood")
         decay = 2 * convnet.l2_factor(cfg.lmbda, n, cfg.batch_size, cfg.l2_scaling)  # ∂(s·λ/2·Σw²)/∂w = s·λ·w
         x = np.transpose(x, (0, 3, 1, 2))  # NHWC → NCHW
-    run = bench_torch.epoch_fn(model, loss, x, y, cfg.eta, decay, cfg.batch_size)
-    return {**best_of(run, repeats, scale), "threads": threads}
+    device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"  # beside nnjax
+    run = bench_torch.epoch_fn(model, loss, x, y, cfg.eta, decay, cfg.batch_size, device)
+    return {**best_of(run, repeats, scale), "threads": threads, "device": device}
 
 
 def flop_floor(cfg, n: int, rate: dict) -> dict:

@@ -60,23 +60,27 @@ def cost(name: str):
 
 
 def epoch_fn(model: torch.nn.Module, loss, x: np.ndarray, y: np.ndarray, eta: float, decay: float,
-             batch_size: int = 10):
+             batch_size: int = 10, device: str = "cpu"):
     """A function running one eager SGD epoch of ``model`` over (x, y) in fixed order.
 
     x: inputs as the model takes them (NCHW images or flat rows); decay: the weight
-    decay on the weights (biases are not decayed).
+    decay on the weights (biases are not decayed); device: where model and data live
+    (the epoch waits for a GPU to finish).
     """
+    model = model.to(device)
     params = dict(model.named_parameters())
     weights = [p for name, p in params.items() if name.endswith("weight")]
     biases = [p for name, p in params.items() if name.endswith("bias")]
     opt = torch.optim.SGD([{"params": weights, "weight_decay": decay}, {"params": biases, "weight_decay": 0.0}],
                           lr=eta)
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y.astype(np.int64))
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
 
     def epoch():
         for i in range(0, len(xt) - batch_size + 1, batch_size):
             opt.zero_grad(set_to_none=True)
             loss(model(xt[i:i + batch_size]), yt[i:i + batch_size]).backward()
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
 
     return epoch
