@@ -9,7 +9,8 @@ sigmoid, quadratic cost), ``ch3`` (3g: [784, 100, 10], cross-entropy, L2), ``6b`
 Rows, all in one process on one machine:
   (a) nnjax's epoch compiled as one `lax.scan` (FC nets: hand-derived and autodiff
       gradients, and hand-derived with the loop unrolled ``--unroll`` times; conv nets:
-      chapter 6's autodiff); compile time is reported apart,
+      chapter 6's autodiff, and `nnjax.conv_backprop` where there is no dropout);
+      compile time is reported apart,
   (b) NumPy, the book's per-example network.py algorithm (FC nets),
   (c) NumPy, the fully matrix-based mini-batch form (FC nets),
   (d) the jitted nnjax step called from a Python loop (FC nets),
@@ -79,7 +80,7 @@ def nnjax_program(cfg, gradient: str, n: int, unroll: int = 1):
         grad = common.gradient_fn(net, gradient)
         params = init.init_params(key, net.sizes, cfg.init)
         return jax.jit(train.make_epoch(grad, opt, cfg.batch_size, unroll=unroll)), (params, opt.init(params)), (grad, opt)
-    net, opt, epoch, _ = ch6.programs(cfg, n, 1)
+    net, opt, epoch, _ = ch6.programs(dataclasses.replace(cfg, gradient=gradient), n, 1)
     params = net.init(key, (28, 28, 1))[1]
     return epoch, (params, opt.init(params)), None
 
@@ -167,7 +168,8 @@ def bench_network(net_id: str, impls: list[str], images, args, rate: dict) -> di
     rows = {}
     if "nnjax" in impls:
         x, y, steps, scale = subset(slow=False)
-        variants = {f"a_nnjax_scan_{g}": (g, 1) for g in (("backprop", "autodiff") if is_fc else (cfg.gradient,))}
+        gradients = ("backprop", "autodiff") if is_fc else ("autodiff",) + ("backprop",) * (not cfg.dropout)
+        variants = {f"a_nnjax_scan_{g}": (g, 1) for g in gradients}
         if is_fc and args.unroll > 1:
             variants[f"a_nnjax_scan_backprop_unroll{args.unroll}"] = ("backprop", args.unroll)
         for name, (gradient, unroll) in variants.items():

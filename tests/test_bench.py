@@ -78,7 +78,8 @@ def test_bench_writes_a_table_and_json_per_network(tmp_path):
     assert set(saved["networks"]["ch1"]["implementations"]) == {
         "a_nnjax_scan_backprop", "a_nnjax_scan_autodiff", "a_nnjax_scan_backprop_unroll2", "b_numpy_per_example", "c_numpy_matrix",
         "d_nnjax_step_python_loop", "f_flop_floor"}
-    assert set(saved["networks"]["6b"]["implementations"]) == {"a_nnjax_scan_autodiff", "f_flop_floor"}
+    assert set(saved["networks"]["6b"]["implementations"]) == {"a_nnjax_scan_autodiff", "a_nnjax_scan_backprop",
+                                                               "f_flop_floor"}
     a = saved["networks"]["ch1"]["implementations"]["a_nnjax_scan_backprop"]
     assert a["timed_steps"] == 20 and a["compile_s"] > 0 and a["seconds"] > 0 and a["cpu_seconds"] > 0
     assert saved["networks"]["ch1"]["implementations"]["b_numpy_per_example"]["timed_steps"] == 5
