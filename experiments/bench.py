@@ -17,8 +17,8 @@ Rows, all in one process on one machine:
   (e) PyTorch eager, the same network and mini-batch (skipped if torch is missing),
   (f) the FLOP floor: the epoch's matmul FLOPs over the measured large-matmul rate
       (`experiments.bench_flops`).
-(b)–(d) are the book's sigmoid + quadratic-cost network; for ch3 they keep its shape
-but not its cost (the same products per step). ``--only`` takes network ids and/or
+(b) and (c) are the book's sigmoid + quadratic-cost network; for ch3 they keep its
+shape but not its cost or L2 (the same products per step). ``--only`` takes network ids and/or
 implementation names (nnjax, numpy, loop, torch), e.g. ``--only ch1,6f,nnjax,torch``.
 Each row times ``--steps`` mini-batches (``--slow-steps`` for the slow rows (b), (d),
 (e) and every conv net), at most an epoch, and scales to a whole epoch; wall and
