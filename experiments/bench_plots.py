@@ -5,7 +5,7 @@
 Writes bench_members.png, bench_width.png and bench_data.png next to the JSON: epoch
 seconds (wall and process CPU) against the quantity varied, with the time proportional
 to the first point (what k separate runs, or linear growth, would take) and the FLOP
-floor for comparison.
+floor for comparison. Members and width are drawn log-log, data size linearly.
 """
 
 import json
@@ -31,9 +31,10 @@ def curve(points: list[dict], field: str, xlabel: str, log_x: bool, title: str, 
     ax.plot(x, cpu, "s--", label="nnjax compiled epoch, process CPU")
     ax.plot(x, [wall[0] * v / x[0] for v in x], ":", color="gray", label="proportional to the first point (wall)")
     ax.plot(x, [p["floor_s"] for p in points], "-", color="k", lw=1, label="FLOP floor (large-matmul rate)")
-    ax.set(xlabel=xlabel, ylabel="seconds per epoch", yscale="log", title=f"{title}\n{subtitle}")
-    if log_x:
+    ax.set(xlabel=xlabel, ylabel="seconds per epoch", title=f"{title}\n{subtitle}")
+    if log_x:  # log-log, so that proportional growth is a straight line in every figure
         ax.set_xscale("log", base=2 if field == "members" else 10)
+        ax.set_yscale("log")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
