@@ -61,13 +61,15 @@ def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
 
 
 def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int,
-               shuffle: bool = True, stochastic: bool = False):
+               shuffle: bool = True, stochastic: bool = False, unroll: int = 1):
     """``epoch(params, opt_state, key, x, y) -> (params, opt_state)``: one pass over (x, y).
 
     The whole epoch is one `lax.scan`; jit it (as `fit` does) to compile it once.
     shuffle: draw the training order from ``key`` (else the fixed order, as network3.py).
     stochastic: ``grad_fn`` takes a key (e.g. for dropout); step i gets its own key,
         split from ``key`` independently of the shuffle.
+    unroll: steps per iteration of the compiled loop (`lax.scan`'s ``unroll``); the same
+        result, less loop overhead per step and a longer compile (see experiments/bench_profile.py).
     """
     step = make_step(grad_fn, optimizer)
 
@@ -81,13 +83,13 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
                 idx, k = batch
                 return step(*carry, x[idx], y[idx], k), None
 
-            (params, opt_state), _ = lax.scan(body, (params, opt_state), (indices, keys))
+            (params, opt_state), _ = lax.scan(body, (params, opt_state), (indices, keys), unroll=unroll)
         else:
 
             def body(carry, idx):
                 return step(*carry, x[idx], y[idx]), None
 
-            (params, opt_state), _ = lax.scan(body, (params, opt_state), indices)
+            (params, opt_state), _ = lax.scan(body, (params, opt_state), indices, unroll=unroll)
         return params, opt_state
 
     return epoch

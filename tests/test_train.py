@@ -57,6 +57,18 @@ def test_epoch_compiles_once_across_epochs():
     assert epoch._cache_size() == 1
 
 
+@pytest.mark.parametrize("stochastic", [False, True])
+def test_unrolled_epoch_gives_the_same_parameters(stochastic):
+    x, y = toy(95)  # 9 steps: unroll 4 leaves a remainder of one step
+    opt = optim.sgd(1.0)
+    plain = backprop.make_grad(NET)
+    grad = (lambda p, xb, yb, key: plain(p, xb, yb)) if stochastic else plain  # takes the per-step key
+    params = init.init_params(jax.random.key(0), NET.sizes)
+    runs = [jax.jit(train.make_epoch(grad, opt, 10, stochastic=stochastic, unroll=u))(
+        params, opt.init(params), jax.random.key(1), x, y)[0] for u in (1, 4)]
+    chex.assert_trees_all_close(*runs, rtol=1e-6)
+
+
 def test_fit_does_not_recompile(caplog):
     x, y = toy()
     params = init.init_params(jax.random.key(0), NET.sizes)
