@@ -41,9 +41,9 @@ def curve(points: list[dict], field: str, xlabel: str, log_x: bool, title: str, 
     return save(fig, path)
 
 
-def main(argv=None) -> list[Path]:
-    argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0] if argv else "results/bench_scaling.json")
+def plot_all(json_path) -> list[Path]:
+    """Every scaling curve saved in ``json_path``; returns the PNG paths written."""
+    path = Path(json_path)
     result = json.loads(path.read_text())
     env = result["environment"]
     subtitle = (f"mini-batch 10; {env['device']}, {env['machine']}; jax {env['jax_version']}; "
@@ -53,4 +53,4 @@ def main(argv=None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    print("\n".join(map(str, main())))
+    print("\n".join(map(str, plot_all(sys.argv[1] if len(sys.argv) > 1 else "results/bench_scaling.json"))))

@@ -1,9 +1,9 @@
-"""Every chapter's figures, redrawn from saved results (never trains).
+"""Every chapter's figures and the benchmark's scaling curves, redrawn from saved results (never trains).
 
     python -m experiments.figures [--results DIR] [--data-dir DIR]
 
-Reads DIR/chN.json (default ``results``) and writes each chapter's PNGs beside it with
-that chapter's plot module; a chapter with no saved results is skipped with a note.
+Reads DIR/chN.json and DIR/bench_scaling.json (default ``results``) and writes the PNGs
+beside them with each one's plot module; a missing results file is skipped with a note.
 Chapter 6's grid of misclassified digits needs MNIST's test images (``--data-dir`` or
 ``$NNJAX_DATA_DIR``); chapter 2 reports numbers only.
 """
@@ -13,23 +13,25 @@ import time
 from functools import partial
 from pathlib import Path
 
-from experiments import ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots
+from experiments import bench_plots, ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots
 
 
 def plotters(data_dir=None) -> dict:
-    """Each chapter's ``plot_all(json_path) -> [png paths]``, by results-file name."""
+    """Each ``plot_all(json_path) -> [png paths]``, by the name of the results file (and of the
+    script that writes it)."""
     return {"ch1": ch1_plots.plot_all, "ch3": ch3_plots.plot_all, "ch4": ch4_plots.plot_all,
-            "ch5": ch5_plots.plot_all, "ch6": partial(ch6_plots.plot_all, data_dir=data_dir)}
+            "ch5": ch5_plots.plot_all, "ch6": partial(ch6_plots.plot_all, data_dir=data_dir),
+            "bench_scaling": bench_plots.plot_all}
 
 
 def regenerate(results: Path, data_dir=None, verbose: bool = True) -> list[Path]:
     """Redraw every figure whose chapter has saved results in ``results``; return the PNG paths."""
     written = []
-    for chapter, plot_all in plotters(data_dir).items():
-        path = results / f"{chapter}.json"
+    for name, plot_all in plotters(data_dir).items():
+        path = results / f"{name}.json"
         if not path.exists():
             if verbose:
-                print(f"{chapter}: no {path}; run python -m experiments.{chapter} first")
+                print(f"{name}: no {path}; run python -m experiments.{name} first")
             continue
         written += plot_all(path)
     return written

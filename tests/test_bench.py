@@ -110,7 +110,7 @@ def test_scaling_curves_are_saved_and_drawn(tmp_path):
     assert all(p["seconds"] > 0 and p["floor_s"] > 0 for c in curves.values() for p in c)
     assert curves["members"][1]["floor_s"] == pytest.approx(2 * curves["members"][0]["floor_s"])
     assert saved["environment"]["jax_version"]
-    paths = bench_plots.main([str(tmp_path / "bench_scaling.json")])
+    paths = bench_plots.plot_all(tmp_path / "bench_scaling.json")
     assert sorted(p.name for p in paths) == ["bench_data.png", "bench_members.png", "bench_width.png"]
     assert all(p.stat().st_size > 0 for p in paths)
 
