@@ -81,8 +81,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
     args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
-    configs = common.check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
-                                          for c in RUNS if c.id in ids])
+    configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
     mnist = data.load_mnist(args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
     with common.saving_on_interrupt(args, "ch1", IDS) as records:

@@ -313,9 +313,7 @@ def main(argv=None) -> list[dict]:
     selected = ([c for c in RUNS if group(c.id) in run or (c.id == "3a" and "3d" in run)]
                 + [c for c, _, _ in SWEEPS if c.id in run] + [MORE_DATA] * bool(run & {"3i", "3j"})
                 + [TIMING] * ("S-sweep" in run))
-    prepared = dict(zip([c.id for c in selected], common.check_args(p, args, [
-        quick(dataclasses.replace(c, gradient=args.gradient)) if args.quick else
-        dataclasses.replace(c, gradient=args.gradient) for c in selected])))
+    prepared = dict(zip([c.id for c in selected], common.prepare(p, args, selected, quick)))
     mnist = data.load_mnist(args.data_dir)
     verbose, fit_options = not args.quiet, common.fit_options(args)
     with common.saving_on_interrupt(args, "ch3", IDS) as records:

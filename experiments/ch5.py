@@ -220,8 +220,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
-    configs = common.check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
-                                          for c in RUNS if c.id in ids])
+    configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
     seeds = list(range(1 if args.quick else args.seeds))
     speed_cfg = QUICK_SPEED if args.quick else SpeedConfig()
     needs_data = ids & {"5a", "5b", "5c", "5d", "5e", "5f", "5h"}

@@ -442,7 +442,7 @@ def add_run_options(p: argparse.ArgumentParser, config: type = RunConfig, *,
     """``--set`` for the fields of the ``config`` dataclass (listed in ``--help``), and with
     ``checkpoints`` ``--checkpoint-dir``, ``--checkpoint-every`` and ``--resume``.
 
-    A script applies ``--set`` with `check_args` and passes `fit_options` to its training.
+    A script applies ``--set`` with `prepare` (or `check_args`) and passes `fit_options` to its training.
     """
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help=f"override a {config.__name__} field of every selected run, e.g. --set epochs=2 "
@@ -496,6 +496,13 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Se
         return [override(c, args.set) for c in configs]
     except (ValueError, TypeError) as e:
         p.error(str(e))
+
+
+def prepare(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence, quick: Callable) -> list:
+    """``configs`` as this command runs them: shrunk by ``quick`` under ``--quick``, with
+    ``--gradient`` and then ``--set`` applied (`check_args`)."""
+    return check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
+                                for c in configs])
 
 
 def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
