@@ -93,9 +93,7 @@ def main(argv=None) -> list[dict]:
             records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
     if args.merge:
         records = common.merge_saved(args.out, "ch1", records, IDS)
-    path = common.write_results(args.out, "ch1", records)
-    print(common.markdown_table(records))
-    print(f"wrote {path}")
+    common.report_saved(args.out, "ch1", records)
     return records
 
 

@@ -94,9 +94,7 @@ def main(argv=None) -> list[dict]:
          "best": auto_err, "unit": "", "note": f"float32 max abs difference {f32_err:.2e}", "config": {},
          "wall_s": 0.0, **env},
     ]
-    path = common.write_results(args.out, "ch2", records)
-    print(common.markdown_table(records))
-    print(f"wrote {path}")
+    common.report_saved(args.out, "ch2", records)
     return records
 
 

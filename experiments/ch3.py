@@ -334,9 +334,7 @@ def main(argv=None) -> list[dict]:
         records = common.merge_saved(args.out, "ch3", records, IDS)
     order = {g: i for i, g in enumerate(IDS)}  # "3k/large" sorts as "3k"
     records.sort(key=lambda r: order.get(group(r["id"]), len(order)))
-    path = common.write_results(args.out, "ch3", records, summary_md(records))
-    print(common.markdown_table(records) + "\n" + summary_md(records))
-    print(f"wrote {path}")
+    path = common.report_saved(args.out, "ch3", records, summary_md(records))
     if not args.no_plots:
         for png in ch3_plots.plot_all(path):
             print(f"wrote {png}")

@@ -303,9 +303,7 @@ def main(argv=None) -> list[dict]:
                 records.append(run_one(id_, cfg, x, seeds, not args.quiet))
     if args.merge:
         records = common.merge_saved(args.out, "ch4", records, IDS)
-    path = common.write_results(args.out, "ch4", records)
-    print(common.markdown_table(records))
-    print(f"wrote {path}")
+    path = common.report_saved(args.out, "ch4", records)
     if not args.no_plots:
         for png in ch4_plots.plot_all(path):
             print(f"wrote {png}")

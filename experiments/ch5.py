@@ -238,10 +238,7 @@ def main(argv=None) -> list[dict]:
             records.append(run_chain(speed_cfg, seeds))
     if args.merge:
         records = common.merge_saved(args.out, "ch5", records, IDS)
-    path = common.write_results(args.out, "ch5", records, extra_md=speeds_table(records))
-    print(common.markdown_table(records))
-    print(speeds_table(records))
-    print(f"wrote {path}")
+    path = common.report_saved(args.out, "ch5", records, speeds_table(records))
     if not args.no_plots:
         for png in ch5_plots.plot_all(path):
             print(f"wrote {png}")

@@ -405,6 +405,14 @@ def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict],
     return path
 
 
+def report_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], extra_md: str = "") -> Path:
+    """`write_results`, then print the table (and ``extra_md``) and where it went; return the JSON path."""
+    path = write_results(out_dir, chapter, records, extra_md)
+    print(markdown_table(records) + (f"\n{extra_md}" if extra_md else ""))
+    print(f"wrote {path}")
+    return path
+
+
 def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], ids: Sequence[str]) -> list[dict]:
     """``records`` plus the records saved in DIR/chapter.json whose ids were not run again
     (a script's ``--merge``), sorted by ``ids``; a record "5h tanh/glorot" sorts as "5h"."""
