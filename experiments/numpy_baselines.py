@@ -64,25 +64,27 @@ Params = tuple[list[np.ndarray], list[np.ndarray]]
 # ---------------------------------------------------------------------------
 
 
-def init_large(rng: np.random.Generator, sizes: Sequence[int]) -> Params:
+def init_large(rng: np.random.Generator, sizes: Sequence[int], dtype=np.float32) -> Params:
     """Chapter-1 ("large") initialisation: every weight and bias ~ N(0, 1).
 
     Args:
         rng: the random generator to draw from (no global state is used).
         sizes: layer widths, e.g. ``[784, 30, 10]``.
+        dtype: ``np.float32`` (the benchmark's) or ``np.float64`` (network.py's, whose
+            ``np.random.randn`` weights make every product float64).
 
     Returns:
         ``(ws, bs)`` with ``ws[l]`` of shape ``(sizes[l+1], sizes[l])`` and
-        ``bs[l]`` of shape ``(sizes[l+1],)``, all float32.
+        ``bs[l]`` of shape ``(sizes[l+1],)``, all of ``dtype``.
     """
     sizes = [int(n) for n in sizes]
     if len(sizes) < 2:
         raise ValueError(f"need at least an input and an output layer, got sizes={sizes}")
     ws = [
-        rng.standard_normal((n_out, n_in), dtype=np.float32)
+        rng.standard_normal((n_out, n_in), dtype=dtype)
         for n_in, n_out in zip(sizes[:-1], sizes[1:])
     ]
-    bs = [rng.standard_normal(n_out, dtype=np.float32) for n_out in sizes[1:]]
+    bs = [rng.standard_normal(n_out, dtype=dtype) for n_out in sizes[1:]]
     return ws, bs
 
 

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from experiments import common, figures
+from experiments import ch1_reference, common, figures
 
 CHAPTERS = {
     "ch1": "Chapter 1: network.py's sigmoid networks and the baselines",
@@ -59,6 +59,15 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
     return lines
 
 
+def reference_section(results: Path, records: list[dict]) -> list[str]:
+    """Chapter 1's per-seed spread beside the NumPy reference's, when DIR/ch1_reference.json exists."""
+    path = results / "ch1_reference.json"
+    if not path.exists():
+        return []
+    return ["### Spread over seeds, against the NumPy reference (`python -m experiments.ch1_reference`)", "",
+            ch1_reference.comparison(json.loads(path.read_text()), records)]
+
+
 def report(results: Path, pngs: list[Path]) -> str:
     """The Markdown report of the saved results in ``results``, linking the figures ``pngs``."""
     parts = ["# Reproduction report", "",
@@ -74,6 +83,8 @@ def report(results: Path, pngs: list[Path]) -> str:
         if not records:
             parts += [f"No saved results: run `python -m experiments.{chapter}`.", ""]
         parts += HEADER + chapter_rows(chapter, records) + [""]
+        if chapter == "ch1":
+            parts += reference_section(results, records)
         parts += [f"![{p.stem}]({p.name})" for p in sorted(pngs) if p.name.startswith(f"{chapter}_")] + [""]
     parts += [f"Machines: {'; '.join(sorted(machines)) or '–'}. jax {', '.join(sorted(versions)) or '–'}.", ""]
     return "\n".join(parts)
