@@ -6,22 +6,33 @@ Each program below is one `lax.scan` over ``--steps`` mini-batches of 10 from a 
 set of [784, 30, 10] weights (chapter 1's network, hand-derived backprop, η = 3), timed
 as µs per step. The pieces add one part of the step at a time, so the differences say
 what each part costs: the loop alone, fetching the mini-batch, the forward pass, the
-gradient, and the whole step with its update. The levers are variants of the whole
+gradient, and the whole step with its update; first, for scale, a loop doing only the step's
+two 10×784×30 products (forward, and BP4's for w¹). The levers are variants of the whole
 step: `lax.scan`'s ``unroll``, the mini-batch as a contiguous slice of data permuted
 once per epoch instead of a gather, a plain ``w − η∇`` update without optax, and the
 images kept as bytes (as MNIST stores them) and turned into floats in the step.
 "kernels" counts the operations XLA:CPU runs per iteration of the loop (fusions,
 dots, copies; not tuple bookkeeping), each a dispatch in its runtime. All programs run
 interleaved, ``--rounds`` times, and the best is kept, so load from other processes
-hits them alike. Writes DIR/bench_profile.json and DIR/bench_profile.md.
+hits them alike. Last, the whole step runs once more under JAX's profiler, with XLA:CPU's
+per-kernel trace events switched on, and a third table gives each kernel's median time
+per step (tracing adds a fraction of a µs to each). Writes DIR/bench_profile.json and
+DIR/bench_profile.md.
 """
 
 import argparse
+import gzip
+import json
+import os
 import re
+import tempfile
 import time
+from collections import defaultdict
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from experiments import bench, common
@@ -50,8 +61,15 @@ def pieces(params, steps: int) -> dict:
     def gradient(c, xb, yb):
         return jax.tree.map(jnp.add, c, grad(params, xb, yb))
 
+    def products(w, x, y):  # the step's two 10×784×30 products on contiguous mini-batches, and nothing else
+        def body(w, i):
+            xb = lax.dynamic_slice_in_dim(x, i * BATCH, BATCH)
+            return w - 1e-6 * (xb @ w.T).T @ xb, None
+        return lax.scan(body, w, jnp.arange(steps))[0]
+
     zero = (jnp.zeros(()),)
     return {
+        "the two large products alone": (products, (params[0]["w"],)),
         "loop only": (scan_program(lambda c, xb, yb: 0.5 * c + 1, steps), zero),  # a carry XLA cannot fold
         "+ gather the mini-batch": (scan_program(lambda c, xb, yb: c + jnp.sum(xb) + jnp.sum(yb), steps), zero),
         "+ forward pass": (scan_program(forward, steps), zero),
@@ -112,6 +130,13 @@ def loop_kernels(compiled) -> int:
     return max(map(count, bodies))
 
 
+def step_kernels(params, x, y, steps: int) -> list[dict]:
+    """`kernel_times` of the whole step (hand backprop, optax SGD, unroll 1) over ``steps`` mini-batches."""
+    grad, opt = backprop.make_grad(NET), optim.sgd(ETA)
+    args = (params, opt.init(params), jax.random.key(1), x, y)
+    return kernel_times(jax.jit(train.make_epoch(grad, opt, BATCH)).lower(*args).compile(), args, steps)
+
+
 def measure(programs: dict, x, y, rounds: int, steps: int) -> dict:
     """Compile every program, run them interleaved ``rounds`` times; µs per step (best) and kernels per step."""
     compiled = {}
@@ -129,6 +154,36 @@ def measure(programs: dict, x, y, rounds: int, steps: int) -> dict:
                    "compile_s": compiled[name][2]} for name in programs}
 
 
+TRACE_FLAG = "--xla_cpu_enable_xprof_traceme=true"  # XLA:CPU's per-kernel trace events; read when JAX starts
+
+
+def kernel_times(compiled, args: tuple, steps: int) -> list[dict]:
+    """Median µs per step of each kernel that ``compiled`` runs once per step, from a profiler trace.
+
+    Empty unless XLA_FLAGS held `TRACE_FLAG` when JAX started (`main` sets it).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            jax.block_until_ready(compiled(*args))
+        events = [e for path in Path(tmp).rglob("*.trace.json.gz")
+                  for e in json.loads(gzip.decompress(path.read_bytes()))["traceEvents"]]
+    durations = defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X":
+            durations[e["name"]].append(e["dur"])
+    text = compiled.as_text()
+    rows = []
+    for name, d in durations.items():
+        line = re.search(rf"^\s*(?:ROOT )?%{re.escape(name)} = (\S+) (\w[\w-]*)\(.*$", text, re.M)
+        if len(d) == steps and line:  # one event per step: a kernel of the loop body
+            kind = re.search(r'"kind":"(\w+)"|kind=(k\w+)', line.group(0))
+            op = re.search(r'op_name="[^"]*/([^/"]+)"', line.group(0))
+            rows.append({"kernel": name, "shape": line.group(1), "hlo": line.group(2),
+                         "kind": next(filter(None, kind.groups())) if kind else "",
+                         "jax_op": op.group(1) if op else "", "median_us": float(np.median(d))})
+    return sorted(rows, key=lambda r: -r["median_us"])
+
+
 def markdown(result: dict) -> str:
     lines = ["| program | µs / step, wall | µs / step, CPU | kernels / loop iteration | compile s |",
              "|---|---|---|---|---|"]
@@ -140,6 +195,13 @@ def markdown(result: dict) -> str:
                  f"interleaved rounds. An unrolled loop counts the kernels of all its unrolled steps. "
                  f"{env['machine']}; {env['device']}; jax {env['jax_version']}; load average before/after: "
                  f"{result['load_average_before']} / {result['load_average_after']}.")
+    kernels = result.get("kernels", [])
+    lines += ["", "Kernels of one step (the whole step, unroll 1), median µs per step under the profiler:", "",
+              "| kernel | HLO | kind | shape | from | µs |", "|---|---|---|---|---|---|"]
+    lines += [f"| {k['kernel']} | {k['hlo']} | {k['kind']} | {k['shape']} | {k['jax_op']} | {k['median_us']:.2f} |"
+              for k in kernels] or ["| (no trace events: run in a fresh process, as `main` sets XLA_FLAGS) | | | | | |"]
+    if kernels:
+        lines.append(f"\nSum {sum(k['median_us'] for k in kernels):.1f} µs per step.")
     return "\n".join(lines) + "\n"
 
 
@@ -150,12 +212,15 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="results", help="directory for bench_profile.json and .md")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
     args = p.parse_args(argv)
+    if TRACE_FLAG not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts its CPU backend
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TRACE_FLAG}".strip()
     images, source = bench.training_images(args.data_dir)
     x, y = (jax.device_put(a) for a in images(args.steps * BATCH))
     params = init.init_params(jax.random.key(0), NET.sizes, init.large)
     result = {"steps": args.steps, "rounds": args.rounds, "data": source, "load_average_before": bench.load_average(),
               "pieces": measure(pieces(params, args.steps), x, y, args.rounds, args.steps),
               "levers": measure(levers(params, x, args.steps), x, y, args.rounds, args.steps),
+              "kernels": step_kernels(params, x, y, args.steps),
               "load_average_after": bench.load_average(), "environment": bench.environment()}
     bench.save(args.out, "bench_profile", result, markdown(result))
     print(markdown(result))

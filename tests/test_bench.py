@@ -1,7 +1,10 @@
 """The speed benchmarks run, count FLOPs as a hand count does, and PyTorch's twins are the same networks."""
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import pytest
@@ -124,3 +127,17 @@ def test_profile_times_every_piece_and_lever(tmp_path):
     assert out["levers"]["step, unroll 2"]["kernels_per_iteration"] > out["levers"]["step, unroll 1"][
         "kernels_per_iteration"]
     assert "| step, contiguous slices |" in (tmp_path / "bench_profile.md").read_text()
+
+
+def test_profile_names_the_kernels_of_a_step_in_a_fresh_process(tmp_path):
+    """The per-kernel table needs XLA:CPU's trace events, switched on before JAX starts: a new process."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    subprocess.run([sys.executable, "-m", "experiments.bench_profile", "--steps", "30", "--rounds", "1",
+                    "--out", str(tmp_path)], cwd=Path(__file__).resolve().parents[1], env=env, check=True,
+                   capture_output=True, timeout=300)
+    kernels = json.loads((tmp_path / "bench_profile.json").read_text())["kernels"]
+    ops = [k["jax_op"] for k in kernels]
+    assert "gather" in ops  # fetching the mini-batch
+    assert ops.count("dot_general") >= 4  # two forward products, BP2's and BP4's
+    assert all(k["median_us"] > 0 and k["shape"].startswith(("f32[", "s32[")) for k in kernels)
+    assert f"| {kernels[0]['kernel']} | {kernels[0]['hlo']} |" in (tmp_path / "bench_profile.md").read_text()
