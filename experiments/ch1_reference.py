@@ -77,7 +77,8 @@ def best_of_k(values, k: int, threshold: float | None = None) -> dict:
 
 
 def spread(record: dict) -> dict:
-    """A record's per-seed peaks summarised for comparison (with the book's best of 3 where it has one)."""
+    """A record's per-seed peaks summarised for comparison; from 3 seeds on, also `best_of_k` for k = 3
+    against the book's figure (when the record has one)."""
     peaks = [r["peak"] for r in record["per_seed"]]
     out = {"seeds": len(peaks), **common.summary(peaks), "median": float(np.median(peaks)),
            "min": float(min(peaks))}
