@@ -35,12 +35,16 @@ IDS = [c.id for c in NETWORKS]
 FORMS = {"matrix": nb.sgd_epoch_matrix, "example": nb.sgd_epoch_per_example}
 
 
-def train_seed(cfg, mnist: data.MNIST, seed: int, form: str, verbose: bool) -> dict:
-    """One seed of a network: weights and every epoch's shuffle from ``default_rng(seed)``, float64."""
+def float64_data(cfg, mnist: data.MNIST):
+    """The config's (training, evaluation) pairs with the images in float64, as network.py computes."""
+    return tuple((x.astype(np.float64), y) for x, y in common.select_data(mnist, cfg))
+
+
+def train_seed(cfg, training, evaluation, seed: int, form: str, verbose: bool) -> dict:
+    """One seed of a network on `float64_data`: weights and every epoch's shuffle from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     ws, bs = nb.init_large(rng, cfg.sizes, np.float64)
-    (x, y), (x_eval, y_eval) = common.select_data(mnist, cfg)
-    x, x_eval = x.astype(np.float64), x_eval.astype(np.float64)
+    (x, y), (x_eval, y_eval) = training, evaluation
     show = common.progress_printer(f"{cfg.id} NumPy seed {seed}", cfg.epochs, len(y_eval)) if verbose else None
     hist = {"epoch": [], "evaluation_accuracy": [], "seconds": []}
     start = time.perf_counter()
@@ -127,7 +131,8 @@ def main(argv=None) -> list[dict]:
     implementation = f"experiments.numpy_baselines, float64, {args.form} form"
     records = []
     for cfg in configs:
-        per_seed = [train_seed(cfg, mnist, s, args.form, not args.quiet) for s in seeds]
+        training, evaluation = float64_data(cfg, mnist)
+        per_seed = [train_seed(cfg, training, evaluation, s, args.form, not args.quiet) for s in seeds]
         records.append(common.make_record(cfg, per_seed, metric="peak", implementation=implementation,
                                           numpy_version=np.__version__))
     saved = Path(args.out) / "ch1.json"
