@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import textwrap
 import time
@@ -193,7 +194,20 @@ def environment() -> dict[str, Any]:
         "jax_version": jax.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+        "git_commit": git_commit(),
     }
+
+
+def git_commit() -> str:
+    """The commit of the code that runs (with "-dirty" when tracked files differ from it), or "unknown"."""
+    top = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + "-dirty" * bool(dirty.stdout.strip())
 
 
 def percent(correct: int, total: int) -> float:
