@@ -66,6 +66,7 @@ class ConvConfig:
     expand_seed: int = 0  # key of the one-time permutation of expanded data (and its distortions)
     members: int = 1  # ensemble size, voting by plurality (6l: 5)
     ensemble: str = "auto"  # separate (members trained one by one) | vmapped (one program) | auto (GPU: vmapped)
+    seeds: int | None = None  # a fixed number of seeds (ensembles) for this row (None: the --seeds option)
     train_size: int | None = None  # train on the first N training images (None: all 50,000)
     eval_size: int | None = None  # evaluate on the first N validation and test images (None: all)
     gradient: str = "autodiff"  # autodiff (jax.grad) | backprop (nnjax.conv_backprop, no dropout)
@@ -80,7 +81,7 @@ class ConvConfig:
         validate.probability("dropout", self.dropout, "the dropout probability p")
         for field in ("epochs", "batch_size", "members"):
             validate.integer(field, getattr(self, field), 1)
-        for field in ("train_size", "eval_size"):
+        for field in ("train_size", "eval_size", "seeds"):
             if getattr(self, field) is not None:
                 validate.integer(field, getattr(self, field), self.batch_size if field == "train_size" else 1)
         for field, choices in CHOICES.items():
@@ -117,7 +118,7 @@ RUNS = [
     ConvConfig("6j", **CONV2, fc=(300, 300), expand="shifts", book=99.48, note="6g with FC300 → FC300"),
     ConvConfig("6j1000", **CONV2, fc=(1000, 1000), expand="shifts", book=99.47, note="6g with FC1000 → FC1000"),
     ConvConfig("6k", **BIG, book=99.60, note="two FC1000, dropout 0.5, 40 epochs, 250k"),
-    ConvConfig("6l", **BIG, members=5, book=99.67, note="ensemble of 5 × 6k, plurality vote"),
+    ConvConfig("6l", **BIG, members=5, seeds=1, book=99.67, note="ensemble of 5 × 6k (its seeds 0–4), plurality vote"),
 ]
 IDS = [c.id for c in RUNS]  # the --only names, in the order of the results table
 METRIC = "test_at_best_validation"
@@ -476,22 +477,28 @@ def main(argv=None) -> list[dict]:
     if args.job:
         return run_job(json.loads(args.job), args)
     ids = common.parse_only(args.only, IDS)
-    configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
+    order = [i.strip() for i in (args.only or ",".join(IDS)).split(",")]  # jobs run in the order --only names them
+    configs = common.prepare(p, args, sorted((c for c in RUNS if c.id in ids), key=lambda c: order.index(c.id)), quick)
     seeds = parse_seed_list(p, args.seed_list) if args.seed_list else list(range(1 if args.quick else args.seeds))
     root = Path(args.checkpoint_dir) if args.checkpoint_dir else None if args.quick else default_runs_dir()
     if root and not args.resume:
-        refuse_existing(p, [j for c in configs for s in seeds for j in jobs_of(c, s, root)])
+        refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, root)])
     datasets = cached_data(data.load_mnist(args.data_dir))
     options = dict(root=root, checkpoint_every=args.checkpoint_every, resume=args.resume)
     if args.workers > 1:
         return run_workers(configs, seeds, datasets, args, options)
     with common.saving_on_interrupt(args, "ch6", IDS) as records:
         for cfg in configs:
-            rec, arrays = run(cfg, datasets(cfg), seeds, not args.quiet, **options)
+            rec, arrays = run(cfg, datasets(cfg), seeds_of(cfg, seeds), not args.quiet, **options)
             records.append(rec)
             write(args, records, [(rec, arrays)])  # after every row: finished rows survive
     print(common.markdown_table(records))
     return records
+
+
+def seeds_of(cfg: ConvConfig, seeds: list[int]) -> list[int]:
+    """The seeds a row runs: its own fixed number (6l: one ensemble, 6k's seeds 0–4), else the command's."""
+    return seeds if cfg.seeds is None else seeds[:cfg.seeds]
 
 
 def parse_seed_list(p, text: str) -> list[int]:
@@ -524,7 +531,7 @@ def write(args, records: list[dict], rows: list[tuple[dict, dict]]) -> Path:
 
 def run_workers(configs, seeds, datasets, args, options) -> list[dict]:
     """Train every unfinished job in ``args.workers`` pinned processes; rewrite the results after each one ends."""
-    jobs = list({j.directory: j for c in configs for s in seeds for j in jobs_of(c, s, options["root"])}.values())
+    jobs = list({j.directory: j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, options["root"])}.values())
     todo = [j for j in jobs if not finished(j)]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} networks already trained; {len(todo)} to train with "
           f"{args.workers} workers", flush=True)
@@ -534,7 +541,7 @@ def run_workers(configs, seeds, datasets, args, options) -> list[dict]:
                 + (["--data-dir", args.data_dir] if args.data_dir else []) for j in todo]
 
     def assemble(*_) -> list[dict]:
-        rows = [run(c, datasets(c), seeds, False, **{**options, "finished_only": True}) for c in configs]
+        rows = [run(c, datasets(c), seeds_of(c, seeds), False, **{**options, "finished_only": True}) for c in configs]
         rows = [r for r in rows if r[0] is not None]
         if rows:
             write(args, [rec for rec, _ in rows], rows)
