@@ -208,8 +208,7 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, ch
     best = {"best_validation": -1.0, "filters": conv_weights(cfg, params, ensemble_run),
             "predictions": no_predictions}
     last_predictions, commits, wall_s = no_predictions, [], 0.0
-    start_epoch, config = 0, {**{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs")},
-                              "seeds": seeds}
+    start_epoch, config = 0, {**training_settings(cfg), "seeds": seeds}
     if checkpoint_dir is not None:
         found = checkpoint.resume_point(checkpoint_dir, saved_state(params, opt_state, k_train, best, last_predictions),
                                         config=config, key=k_train, epochs=cfg.epochs, resume=resume)
@@ -340,9 +339,15 @@ def jobs_of(cfg: ConvConfig, seed: int, root: Path | None) -> list[Job]:
     return [Job(single, (m,), root and run_dir(root, single, f"seed{m}")) for m in members]
 
 
+def training_settings(cfg: ConvConfig) -> dict:
+    """The fields that decide how a network trains (not its row id, epoch count, seeds or ensemble mode)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("id", "book", "note", "epochs", "ensemble", "seeds")}
+
+
 def run_dir(root: Path, cfg: ConvConfig, name: str) -> Path:
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("id", "book", "note", "epochs", "ensemble")}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    """``root``/ch6/<hash of `training_settings`>/``name``."""
+    digest = hashlib.sha256(json.dumps(training_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
     return Path(root) / "ch6" / digest / name
 
 

@@ -90,3 +90,14 @@ def test_book_rows_match_book_md():
 def test_backprop_gradient_refuses_dropout_rows():
     with pytest.raises(ValueError, match="no dropout rule"):
         common.override(next(c for c in ch6.RUNS if c.id == "6k"), ["gradient=backprop"])
+
+
+@pytest.mark.mnist
+def test_a_separate_ensemble_reads_back_the_single_runs_of_its_seeds(tmp_path, mnist_dir):
+    argv = ["--quick", "--set", "epochs=1", "--checkpoint-dir", str(tmp_path / "runs"), "--quiet",
+            "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    ch6.main(argv + ["--only", "6k", "--seed-list", "0,1"])
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt"))
+    (ens,) = ch6.main(argv + ["--only", "6l", "--resume"])  # its members are 6k's seeds 0 and 1: nothing trains
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt")) == before
+    assert ens["per_seed"][0]["seeds"] == [0, 1]
