@@ -478,7 +478,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--workers", type=common.positive_int, default=1, metavar="W",
                    help="train W networks at once, each in its own process pinned to a core (2 on a 2-core CPU)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)  # a worker's one job (JSON), see run_workers
-    args = common.parse_args(p, argv)
+    args = common.parse_args(p, argv, default_checkpoints=True)
     if args.job:
         return run_job(json.loads(args.job), args)
     ids = common.parse_only(args.only, IDS)

@@ -480,11 +480,12 @@ def add_run_options(p: argparse.ArgumentParser, config: type = RunConfig, *,
     return p
 
 
-def parse_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+def parse_args(p: argparse.ArgumentParser, argv=None, default_checkpoints: bool = False) -> argparse.Namespace:
     """Parse a chapter's command line, check what can be checked before any work, and turn
-    on the compilation cache if one is asked for."""
+    on the compilation cache if one is asked for. ``default_checkpoints``: the script has a
+    default checkpoint folder, so --resume needs no --checkpoint-dir."""
     args = p.parse_args(argv)
-    if getattr(args, "resume", False) and args.checkpoint_dir is None:
+    if getattr(args, "resume", False) and args.checkpoint_dir is None and not default_checkpoints:
         p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
     if args.compile_cache:
         use_compile_cache(args.compile_cache)
