@@ -536,7 +536,10 @@ def write(args, records: list[dict], rows: list[tuple[dict, dict]]) -> Path:
 
 def run_workers(configs, seeds, datasets, args, options) -> list[dict]:
     """Train every unfinished job in ``args.workers`` pinned processes; rewrite the results after each one ends."""
-    jobs = list({j.directory: j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, options["root"])}.values())
+    jobs = {}
+    for j in (j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, options["root"])):
+        jobs.setdefault(j.directory, j)  # an ensemble member that is also a listed single run keeps that run's name
+    jobs = list(jobs.values())
     todo = [j for j in jobs if not finished(j)]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} networks already trained; {len(todo)} to train with "
           f"{args.workers} workers", flush=True)

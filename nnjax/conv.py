@@ -16,7 +16,7 @@ Two implementations compute the same z, and `conv2d` picks one per backend:
   ∂C/∂w = patches(x)ᵀ δ and ∂C/∂x = col2im(δ wᵀ), the k² slices of δ wᵀ added back
   where they were taken from. `max_pool` likewise carries its own backward rule.
 - `conv2d_lax`: `lax.conv_general_dilated`, the library convolution (cuDNN on a GPU).
-`AUTO` records the measured pick per backend (docs/speed.md); tests check that the two
+`AUTO` records the measured pick per backend (experiments/bench_conv.py); tests check that the two
 agree, and that the hand-written backward passes equal ``jax.grad`` of the plain forms.
 """
 

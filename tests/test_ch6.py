@@ -2,13 +2,21 @@
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments import ch6, ch6_plots, common
-from nnjax import ensemble
+from flax import serialization
+
+from nnjax import checkpoint, ensemble
 
 
 @pytest.mark.mnist
@@ -101,3 +109,39 @@ def test_a_separate_ensemble_reads_back_the_single_runs_of_its_seeds(tmp_path, m
     (ens,) = ch6.main(argv + ["--only", "6l", "--resume"])  # its members are 6k's seeds 0 and 1: nothing trains
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt")) == before
     assert ens["per_seed"][0]["seeds"] == [0, 1]
+
+
+def newest_states(root: Path) -> dict[str, bytes]:
+    """Each run folder's newest checkpoint under ``root``, as the bytes of its arrays."""
+    return {str(p.parent.relative_to(root)): serialization.msgpack_serialize(checkpoint._read(p)["leaves"])
+            for p in sorted(root.rglob("epoch-*.ckpt")) if p == checkpoint.list_checkpoints(p.parent)[-1]}
+
+
+@pytest.mark.mnist
+@pytest.mark.slow
+def test_a_killed_background_run_resumes_bit_identically_from_the_runs_folder(tmp_path, mnist_dir):
+    """A 6k-style run in the background (its own session, as under nohup), SIGKILLed with its workers after
+    epoch 2, then continued by the same command with --resume, ends where an uninterrupted run ends."""
+    argv = [sys.executable, "-m", "experiments.ch6", "--only", "6k", "--seed-list", "0", "--workers", "2",
+            "--set", "epochs=6", "--set", "train_size=100", "--set", "eval_size=200", "--quiet",
+            "--data-dir", str(mnist_dir)]
+
+    def env(runs):
+        return {**os.environ, ch6.RUNS_ENV: str(tmp_path / runs)}
+    subprocess.run(argv + ["--out", str(tmp_path / "straight")], env=env("straight"), check=True, capture_output=True)
+    background = subprocess.Popen(argv + ["--out", str(tmp_path / "killed")], env=env("killed"),
+                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not any(checkpoint.saved_epochs(d) >= 2 for d in (tmp_path / "killed").glob("ch6/*/seed*")):
+        assert time.monotonic() < deadline and background.poll() is None, "the background run never reached epoch 2"
+        time.sleep(0.05)
+    os.killpg(background.pid, signal.SIGKILL)
+    background.wait()
+    stopped_at = [checkpoint.saved_epochs(d) for d in (tmp_path / "killed").glob("ch6/*/seed*")]
+    assert max(stopped_at) < 6, stopped_at
+    subprocess.run(argv + ["--out", str(tmp_path / "killed"), "--resume"], env=env("killed"), check=True,
+                   capture_output=True)
+    assert newest_states(tmp_path / "straight") == newest_states(tmp_path / "killed")
+    straight, resumed = (json.loads((tmp_path / d / "ch6.json").read_text())[0] for d in ("straight", "killed"))
+    assert [r["history"]["test_accuracy"] for r in straight["per_seed"]] == \
+        [r["history"]["test_accuracy"] for r in resumed["per_seed"]]
