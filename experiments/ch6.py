@@ -224,10 +224,9 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, ch
         params, opt_state, k_train = parallel.shard_members((params, opt_state, k_train))
     label = f"{cfg.id} seed{'s' * ensemble_run} {','.join(map(str, seeds))}"
     show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
+    wall_start = time.perf_counter() - wall_s  # wall time counts every epoch's training and evaluation, across resumes
     for e in range(start_epoch, cfg.epochs):
         t = time.perf_counter()
-        if e == start_epoch:  # wall time counts every epoch's training and evaluation, across resumes
-            wall_start = t - wall_s
         keys = jax.vmap(jax.random.fold_in, (0, None))(k_train, e) if ensemble_run else jax.random.fold_in(k_train, e)
         params, opt_state = run_epoch(params, opt_state, keys, x, y)
         jax.block_until_ready(params)
