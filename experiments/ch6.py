@@ -3,8 +3,9 @@
     python -m experiments.ch6 [--quick] [--seeds N] [--out DIR] [--only 6a,6f] [--set field=value ...]
                               [--checkpoint-dir DIR [--checkpoint-every K] [--resume]] [--compile-cache DIR]
 
-Runs 6a–6l of BOOK.md and writes DIR/ch6.json and DIR/ch6.md (and, for nets with conv
-layers, DIR/ch6_<id>_filters.npz: the conv weights of the best run, for the figures).
+Runs 6a–6l (docs/book.md) and writes DIR/ch6.json and DIR/ch6.md (and, for nets with conv
+layers, DIR/ch6_<id>_filters.npz: the conv weights of the best run), then the figures
+(`experiments.ch6_plots`; ``--no-plots`` skips them).
 Mini-batch 10, network3's initialisation, L2 scaling, dropout and fixed training order
 unless a config says otherwise. After every epoch each network is evaluated on the
 validation and the test set; the figure reported, as in the book, is the test accuracy
@@ -25,15 +26,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
+from experiments import ch6_plots, cli, common
 from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """One network3-style training run (or ensemble), as BOOK.md's chapter-6 table gives it."""
+    """One network3-style training run (or ensemble), as docs/book.md lists it."""
 
-    id: str  # the BOOK.md id, e.g. "6f"
+    id: str  # the run id (docs/book.md), e.g. "6f"
     convs: tuple[int, ...] = ()  # feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)
     fc: tuple[int, ...] = (100,)  # fully connected hidden layers
     activation: str = "sigmoid"  # σ of conv and hidden layers: sigmoid | tanh | relu
@@ -296,7 +297,8 @@ def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[di
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]), ConvConfig)
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS), ConvConfig)
+    p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(gradient="autodiff")
     next(a for a in p._actions if a.dest == "gradient").help = (
         "gradient method: jax.grad (autodiff, the default) or nnjax.conv_backprop by hand (backprop; no dropout)")
@@ -315,8 +317,11 @@ def main(argv=None) -> list[dict]:
                 np.savez(path.parent / f"ch6_{cfg.id}_filters.npz", *filters)
     print(common.markdown_table(records))
     print(f"wrote {path}")
+    if not args.no_plots:
+        for png in ch6_plots.plot_all(path, data_dir=args.data_dir):
+            print(f"wrote {png}")
     return records
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
