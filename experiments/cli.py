@@ -19,22 +19,19 @@ INTERRUPT_STATUS = 130  # Ctrl-C, as the shell reports SIGINT (128 + 2)
 
 
 class UsageError(SystemExit):
-    """A mistake in the command line; the message says what was wrong and how to fix it.
-
-    A SystemExit, so that a script run without `run` still stops with the message
-    (status 1); under `run` it is one line and status 2.
-    """
+    """A mistake in the command line found after parsing; the message says what was wrong
+    and how to fix it. A SystemExit, so that a script run without `run` still stops with
+    the message (status 1); under `run` it is one line and status 2. (The argument
+    parser's own errors call `fail` at once.)"""
 
     def __str__(self) -> str:
         return str(self.code)
 
 
 HINTS = {
-    data.DataError: "MNIST is four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-                    "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, raw or .gz):\n"
-                    "put them in a folder and pass --data-dir FOLDER or set NNJAX_DATA_DIR=FOLDER "
-                    "(README, Data; --debug shows the details)",
-    checkpoint.CheckpointError: "continue with the settings the checkpoints were written with, "
+    data.DataError: "fix: put the four MNIST files (raw or .gz) in a folder and pass --data-dir FOLDER "
+                    "or set NNJAX_DATA_DIR=FOLDER (README: Data)",
+    checkpoint.CheckpointError: "fix: continue with the settings the checkpoints were written with, "
                                 "or give an empty --checkpoint-dir",
 }
 

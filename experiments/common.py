@@ -533,12 +533,11 @@ def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], i
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are two lines (what was wrong, where help is), not the
-    whole usage text, with status 2 (`cli`)."""
+    """An argument parser whose errors are two lines (what was wrong, where help is) with
+    status 2 (`cli`), not the whole usage text."""
 
     def error(self, message: str):
-        raise cli.UsageError(f"{self.prog}: {message}\n(python -m {self.prog.removesuffix('.py')} --help lists "
-                             "the options)")
+        cli.fail(message, "(--help lists every option and config field)")
 
 
 def base_parser(description: str, ids: Sequence[str] = ()) -> argparse.ArgumentParser:

@@ -71,10 +71,10 @@ def interrupt_after(monkeypatch, epoch: int) -> None:
 
 
 def without_timings(obj):
-    """A record with every wall-clock time removed (they differ between runs)."""
+    """A record with every wall-clock time, and the mark of a resumed seed, removed (they differ between runs)."""
     if isinstance(obj, dict):
         return {k: without_timings(v) for k, v in obj.items() if k not in ("seconds", "wall_s", "seconds_per_epoch",
-                                                                           "sweep_wall_s")}
+                                                                           "sweep_wall_s", "resumed_after")}
     if isinstance(obj, list):
         return [without_timings(v) for v in obj]
     return obj
@@ -112,9 +112,13 @@ def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, mon
     (p,) = partial
     assert p["interrupted"] and p["per_seed"][0]["epochs_done"] == 2
     assert p["per_seed"][0]["history"]["epoch"] == [0, 1]
+    assert "interrupted: seed 0 stopped after 2 of 3 epochs" in common.markdown_table(partial)
     assert without_timings(straight) == without_timings(resumed) and "interrupted" not in resumed[0]
     assert final_states(tmp_path / "straight" / "ckpt") == final_states(tmp_path / "stopped" / "ckpt")
     assert len(straight[0]["per_seed"][0]["accuracy"]) == 3
+    seed = resumed[0]["per_seed"][0]  # the wall time spans both processes: at least the training of all 3 epochs
+    assert seed["resumed_after"] == 2 and seed["wall_s"] >= sum(seed["history"]["seconds"])
+    assert "resumed from checkpoints" in (tmp_path / "stopped" / "ch3.md").read_text()
 
 
 @pytest.mark.mnist
