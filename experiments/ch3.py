@@ -81,7 +81,8 @@ SWEEPS = [
                note="ours: momentum μ with η 0.1, λ 5", **VAL, **DEFAULT),
      "momentum", (0.0, 0.5, 0.9)),
 ]
-MORE_DATA = RunConfig("3i", (784, 30, 10), eta=0.5, epochs=30, seeds=1, **VAL, **LARGE)
+MORE_DATA = RunConfig("3i", (784, 30, 10), eta=0.5, epochs=30, seeds=1, **VAL, **LARGE,
+                      note="the more-data curve: the first N images for 1,500,000/N epochs, λ = 5·N/50,000")
 SIZES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000)  # the more-data curve's training-set sizes
 IMAGES_SEEN = 1_500_000  # 3i trains each N for IMAGES_SEEN / N epochs (30 epochs of 50,000)
 LABEL = {"learning_rate": "eta", "momentum": "mu"}  # record ids of swept values, e.g. "3m/eta=0.25"
