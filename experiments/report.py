@@ -53,9 +53,9 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
             continue
         for r in by_row[id_]:
             b, best, ms = common.formatted(r)
-            lines.append(f"| {r['id']} | {b} | {best} | {ms} | {len(r.get('seeds', []))} | "
+            lines.append(f"| {r['id']} | {common.book_cell(r, b)} | {best} | {ms} | {len(r.get('seeds', []))} | "
                          f"{common.cell(r.get('metric', ''))} | {r.get('device', '')} | {r.get('wall_s', 0):.0f} | "
-                         f"{common.cell(r.get('note', ''))} |")
+                         f"{common.note_cell(r)} |")
     return lines
 
 
