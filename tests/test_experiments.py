@@ -40,3 +40,15 @@ def test_ch2_quick(mnist_dir, tmp_path):
     assert by_id["2-autodiff"]["best"] < 1e-12
     assert json.loads((tmp_path / "ch2.json").read_text())[0]["id"] == "2-speed"
 
+
+
+@pytest.mark.mnist
+def test_finished_records_are_written_when_a_later_run_fails(mnist_dir, tmp_path, monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a later run")
+
+    monkeypatch.setattr(ch1.numpy_baselines, "average_darkness", broken)
+    with pytest.raises(RuntimeError, match="a bug in a later run"):
+        ch1.main(["--quick", "--only", "1e,B2", "--out", str(tmp_path), "--data-dir", str(mnist_dir), "--quiet"])
+    assert [r["id"] for r in json.loads((tmp_path / "ch1.json").read_text())] == ["1e"]
+    assert "saved the 1 finished record(s)" in capsys.readouterr().err
