@@ -24,6 +24,8 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     assert len(ens["per_seed"][0]["member_test_at_best_validation"]) == 2
     assert ens["train_images"] == 1000  # 200 images and their 4 shifts
     assert (tmp_path / "ch6_6c_filters.npz").exists() and (tmp_path / "ch6.md").exists()
+    assert (tmp_path / "ch6_curves.png").exists() and (tmp_path / "ch6_filters_6c.png").exists()  # drawn by ch6 itself
+    assert "smoke run (--quick)" in (tmp_path / "ch6.md").read_text()
     paths = ch6_plots.main(["--out", str(tmp_path), "--data-dir", str(mnist_dir)])
     assert {p.name for p in paths} == {"ch6_errors.png", "ch6_curves.png", "ch6_expansion.png",
                                          "ch6_filters_6c.png", "ch6_filters_6l.png"}
