@@ -52,3 +52,13 @@ def test_finished_records_are_written_when_a_later_run_fails(mnist_dir, tmp_path
         ch1.main(["--quick", "--only", "1e,B2", "--out", str(tmp_path), "--data-dir", str(mnist_dir), "--quiet"])
     assert [r["id"] for r in json.loads((tmp_path / "ch1.json").read_text())] == ["1e"]
     assert "saved the 1 finished record(s)" in capsys.readouterr().err
+
+
+@pytest.mark.mnist
+def test_a_modified_run_says_so_and_is_not_compared(mnist_dir, tmp_path):
+    ch1.main(["--quick", "--only", "1a", "--set", "eta=2.0", "--out", str(tmp_path), "--data-dir", str(mnist_dir),
+              "--quiet"])
+    (saved,) = json.loads((tmp_path / "ch1.json").read_text())
+    assert saved["modified"] == ["eta=2.0"] and saved["config"]["eta"] == 2.0
+    row = next(line for line in (tmp_path / "ch1.md").read_text().splitlines() if line.startswith("| 1a |"))
+    assert "95.42% (not comparable)" in row and "modified: --set eta=2.0" in row and "| 1 |" in row  # one seed
