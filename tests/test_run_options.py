@@ -1,6 +1,7 @@
 """The run options every experiment script shares: --set with field help, checkpoints and
 --resume, Ctrl-C keeping finished epochs, and the persistent compilation cache."""
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -183,3 +184,16 @@ def test_compile_cache_is_found_by_a_second_process(tmp_path, via):
     assert any(cache.iterdir()), "the first process wrote no cache entry"
     value, hits = probe()
     assert value == 7.0 and hits >= 1, "the second process compiled again instead of loading the cache"
+
+
+def test_ctrl_c_offers_to_resume_only_from_checkpoints_that_exist(tmp_path, capsys):
+    for made, offered in ((False, False), (True, True)):
+        ckpt = tmp_path / f"ckpt-{made}"
+        if made:
+            ckpt.mkdir()
+        args = argparse.Namespace(out=str(tmp_path), merge=False, checkpoint_dir=str(ckpt), quick=False, set=[])
+        with pytest.raises(SystemExit) as info:
+            with common.saving_on_interrupt(args, "ch1", ch1.IDS):
+                raise KeyboardInterrupt
+        err = capsys.readouterr().err
+        assert info.value.code == 130 and (f"continue from the checkpoints in {ckpt}" in err) == offered, err
