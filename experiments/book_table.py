@@ -72,7 +72,8 @@ def data_cell(cfg) -> str:
 
 def run_config_row(cfg: common.RunConfig, saved: dict) -> str:
     """One table row of a fully connected run."""
-    extras = [f"λ = {cfg.lmbda:g}" + " (L1)" * cfg.l1] * bool(cfg.lmbda) + [f"μ = {cfg.momentum:g}"] * bool(cfg.momentum)
+    extras = [f"λ = {cfg.lmbda:g}" + " (L1)" * cfg.l1] * bool(cfg.lmbda)
+    extras += [f"μ = {cfg.momentum:g}"] * bool(cfg.momentum)
     extras += [f"stop after {cfg.stop_after} without a new best"] * bool(cfg.stop_after)
     extras += [f"halve η after {cfg.halve_eta_after} without a new best"] * bool(cfg.halve_eta_after)
     extras += [f"{cfg.activation} hidden"] * (cfg.activation != "sigmoid") + ["NaN guard off"] * (not cfg.nan_guard)
@@ -82,9 +83,11 @@ def run_config_row(cfg: common.RunConfig, saved: dict) -> str:
             f"{seeds} | {book_figure(cfg, saved)} | {common.cell(cfg.note)} |")
 
 
-RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | train / evaluated on | seeds | book | note |",
+RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | train / evaluated on | seeds | book "
+              "| note |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-CONV_HEADER = ["| id | conv maps | FC | activation | initialiser | η | λ | epochs | dropout | data | members | book | note |",
+CONV_HEADER = ["| id | conv maps | FC | activation | initialiser | η | λ | epochs | dropout | data | members "
+               "| book | note |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 OTHER_HEADER = ["| id | what it measures | book |", "|---|---|---|"]
 

@@ -21,7 +21,8 @@ from nnjax import data
 NETWORK = dict(epochs=30, batch_size=10, init="large", cost="quadratic")
 
 RUNS = [
-    RunConfig("1a", (784, 30, 10), eta=3.0, book=95.42, note="book: peak of the best of its 3 runs; epoch 0 ≈ 91.3%", **NETWORK),
+    RunConfig("1a", (784, 30, 10), eta=3.0, book=95.42, note="book: peak of the best of its 3 runs; epoch 0 ≈ 91.3%",
+              **NETWORK),
     RunConfig("1b", (784, 100, 10), eta=3.0, book=96.59, note="peak; large run-to-run variation", **NETWORK),
     RunConfig("1c", (784, 100, 10), eta=0.001, note="learns very slowly: ≈11% → 21% over 30 epochs", **NETWORK),
     RunConfig("1d", (784, 30, 10), eta=100.0, note="stuck near 10%", **NETWORK),

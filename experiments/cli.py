@@ -48,7 +48,7 @@ def run(main: Callable[[Sequence[str]], object], argv: Sequence[str] | None = No
     except UsageError as e:
         fail(str(e))
     except (data.DataError, checkpoint.CheckpointError) as e:
-        fail(str(e).splitlines()[0], HINTS[data.DataError if isinstance(e, data.DataError) else checkpoint.CheckpointError])
+        fail(str(e).splitlines()[0], next(hint for kind, hint in HINTS.items() if isinstance(e, kind)))
     except KeyboardInterrupt:
         print("interrupted while no run was training: nothing was lost (results already written are named above)",
               file=sys.stderr, flush=True)

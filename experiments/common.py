@@ -307,7 +307,8 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
             if verbose:
                 print(f"[{cfg.id} seed {s}] diverged: {stop}", flush=True)
             continue
-        out.append(seed_result(s, hist, wall_time(start, hist, before), **sizes) | ({"resumed_after": before} if before else {}))
+        resumed = {"resumed_after": before} if before else {}
+        out.append(seed_result(s, hist, wall_time(start, hist, before), **sizes) | resumed)
     return out
 
 

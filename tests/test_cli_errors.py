@@ -77,7 +77,8 @@ def test_a_network_that_cannot_fit_mnist_is_refused_before_loading_data(empty_di
 
 
 def test_unknown_id_lists_the_known_ones(empty_dir):
-    assert_short_error(run_script("experiments.ch6", "--only", "6z", data_dir=empty_dir), "6z", "6a, 6b", "docs/book.md")
+    result = run_script("experiments.ch6", "--only", "6z", data_dir=empty_dir)
+    assert_short_error(result, "6z", "6a, 6b", "docs/book.md")
 
 
 def test_existing_checkpoints_without_resume(empty_dir, tmp_path):
