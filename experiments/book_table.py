@@ -87,8 +87,8 @@ RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | tra
               "| note |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 CONV_HEADER = ["| id | conv maps | FC | activation | initialiser | η | λ | epochs | dropout | data | members "
-               "| book | note |",
-               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+               "| seeds | book | note |",
+               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 OTHER_HEADER = ["| id | what it measures | book |", "|---|---|---|"]
 
 
@@ -97,7 +97,8 @@ def conv_row(cfg: ch6.ConvConfig, saved: dict) -> str:
     data = "250,000 (one-pixel shifts)" if cfg.expand == "shifts" else "50,000"
     return (f"| {cfg.id} | {', '.join(map(str, cfg.convs)) or '–'} | {', '.join(map(str, cfg.fc)) or '–'} | "
             f"{cfg.activation} | {INITIALISERS[cfg.init]} | {cfg.eta:g} | {cfg.lmbda:g} | {cfg.epochs} | "
-            f"{cfg.dropout:g} | {data} | {cfg.members} | {book_figure(cfg, saved)} | {common.cell(cfg.note)} |")
+            f"{cfg.dropout:g} | {data} | {cfg.members} | {cfg.seeds or '3 (--seeds)'} | {book_figure(cfg, saved)} | "
+            f"{common.cell(cfg.note)} |")
 
 
 def chapter_configs() -> dict[str, tuple[list[str], list, dict[str, str]]]:

@@ -1,23 +1,39 @@
 """Chapter 6: network3.py's convolutional networks, expanded data and ensembles on MNIST.
 
-    python -m experiments.ch6 [--quick] [--seeds N] [--out DIR] [--only 6a,6f] [--set field=value ...]
-                              [--checkpoint-dir DIR [--checkpoint-every K] [--resume]] [--compile-cache DIR]
+    python -m experiments.ch6 [--quick] [--seeds N | --seed-list S,...] [--out DIR] [--only 6a,6f]
+                              [--workers W] [--resume] [--checkpoint-dir DIR] [--set field=value ...]
 
-Runs 6a–6l (docs/book.md) and writes DIR/ch6.json and DIR/ch6.md (and, for nets with conv
-layers, DIR/ch6_<id>_filters.npz: the conv weights of the best run), then the figures
-(`experiments.ch6_plots`; ``--no-plots`` skips them).
+Runs 6a–6l (docs/book.md) and writes DIR/ch6.json and DIR/ch6.md, DIR/ch6_<id>_filters.npz
+(the conv weights of the best run, for the figures) and DIR/ch6_predictions/<id>_seed<s>.npz
+(each network's test and validation predictions at its final and best-validation epochs),
+then the figures (`experiments.ch6_plots`; ``--no-plots`` skips them).
 Mini-batch 10, network3's initialisation, L2 scaling, dropout and fixed training order
 unless a config says otherwise. After every epoch each network is evaluated on the
 validation and the test set; the figure reported, as in the book, is the test accuracy
-at the epoch of best validation accuracy. An ensemble (6l) trains its members as one
-vmapped program; member i uses seed N·s + i, so its members are the 6k runs of those
-seeds. ``--set field=value`` overrides a ConvConfig field for every selected run, e.g.
-``--set epochs=5 --set shuffle=true --set dropout_mode=inverted`` (after --quick's changes).
-``--checkpoint-dir DIR`` checkpoints every run into DIR/<id>/seed<s>; ``--resume`` continues.
+at the epoch of best validation accuracy.
+
+An ensemble (6l) of N members: ensemble s has the members of seeds N·s … N·s + N − 1.
+With ``ensemble=separate`` (the default on a CPU) each member is trained on its own,
+exactly as the 6k run of that seed, so 6k's seeds 0–4 are 6l's first ensemble and are
+trained once for both; the ensemble votes with its members' saved predictions. With
+``ensemble=vmapped`` (the default on a GPU) the members train as one vmapped program.
+
+Full runs (not --quick) checkpoint every epoch into $NNJAX_RUNS_DIR, else ~/.cache/nnjax/runs
+(outside the work tree), under ch6/<hash of the training settings>/seed<s>; ``--resume``
+continues every unfinished run from its newest checkpoint and reads finished ones back
+without training, so the same command, rerun, picks up where it stopped. ``--workers 2``
+trains two networks at once, each in its own process pinned to one core with XLA
+single-threaded (the fastest way to use a 2-core CPU, results/bench_ch6.md); the results
+files are rewritten after every finished network.
 """
 
+import argparse
 import copy
 import dataclasses
+import hashlib
+import json
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch6_plots, cli, common
+from experiments import ch6_plots, cli, common, workers
 from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
@@ -49,7 +65,9 @@ class ConvConfig:
     shuffle: bool = False  # reshuffle every epoch (network3 keeps one fixed order)
     expand: str = "none"  # none | shifts (the book's 250k) | shifts+rotate | shifts+elastic
     expand_seed: int = 0  # key of the one-time permutation of expanded data (and its distortions)
-    members: int = 1  # ensemble size; >1 trains the members as one vmapped program (6l: 5)
+    members: int = 1  # ensemble size, voting by plurality (6l: 5)
+    ensemble: str = "auto"  # separate (members trained one by one) | vmapped (one program) | auto (GPU: vmapped)
+    seeds: int | None = None  # a fixed number of seeds (ensembles) for this row (None: the --seeds option)
     train_size: int | None = None  # train on the first N training images (None: all 50,000)
     eval_size: int | None = None  # evaluate on the first N validation and test images (None: all)
     gradient: str = "autodiff"  # autodiff (jax.grad) | backprop (nnjax.conv_backprop, no dropout)
@@ -64,7 +82,7 @@ class ConvConfig:
         validate.probability("dropout", self.dropout, "the dropout probability p")
         for field in ("epochs", "batch_size", "members"):
             validate.integer(field, getattr(self, field), 1)
-        for field in ("train_size", "eval_size"):
+        for field in ("train_size", "eval_size", "seeds"):
             if getattr(self, field) is not None:
                 validate.integer(field, getattr(self, field), self.batch_size if field == "train_size" else 1)
         for field, choices in CHOICES.items():
@@ -83,7 +101,7 @@ CHOICES = {
     "activation": ("sigmoid", "tanh", "relu"), "dropout_mode": ("network3", "inverted"),
     "init": ("network3", "default"), "l2_scaling": convnet.L2_SCALINGS,
     "expand": ("none", "shifts", "shifts+rotate", "shifts+elastic"), "gradient": ("autodiff", "backprop"),
-    "conv_impl": ("auto",) + conv.IMPLS,
+    "conv_impl": ("auto",) + conv.IMPLS, "ensemble": ("auto", "separate", "vmapped"),
 }
 CONV2 = dict(convs=(20, 40), activation="relu", eta=0.03, lmbda=0.1)
 BIG = dict(convs=(20, 40), fc=(1000, 1000), activation="relu", eta=0.03, epochs=40, dropout=0.5, expand="shifts")
@@ -95,11 +113,13 @@ RUNS = [
     ConvConfig("6e", convs=(20, 40), activation="tanh", note="6d with tanh (problem): 'very similar'"),
     ConvConfig("6f", **CONV2, book=99.23, note="6d with ReLU, η 0.03, λ 0.1"),
     ConvConfig("6g", **CONV2, expand="shifts", book=99.37, note="6f on 250k expanded images"),
-    ConvConfig("6h", **CONV2, fc=(300,), expand="shifts", book=99.46, note="6g with FC300 (book: FC1000 99.43)"),
+    ConvConfig("6h", **CONV2, fc=(300,), expand="shifts", book=99.46, note="6g with FC300"),
+    ConvConfig("6h1000", **CONV2, fc=(1000,), expand="shifts", book=99.43, note="6g with FC1000"),
     ConvConfig("6i", **CONV2, fc=(100, 100), expand="shifts", book=99.43, note="6g with FC100 → FC100"),
-    ConvConfig("6j", **CONV2, fc=(300, 300), expand="shifts", book=99.48, note="two FC300 (book: two FC1000 99.47)"),
+    ConvConfig("6j", **CONV2, fc=(300, 300), expand="shifts", book=99.48, note="6g with FC300 → FC300"),
+    ConvConfig("6j1000", **CONV2, fc=(1000, 1000), expand="shifts", book=99.47, note="6g with FC1000 → FC1000"),
     ConvConfig("6k", **BIG, book=99.60, note="two FC1000, dropout 0.5, 40 epochs, 250k"),
-    ConvConfig("6l", **BIG, members=5, book=99.67, note="ensemble of 5 × 6k, plurality vote"),
+    ConvConfig("6l", **BIG, members=5, seeds=1, book=99.67, note="ensemble of 5 × 6k (its seeds 0–4), plurality vote"),
 ]
 IDS = [c.id for c in RUNS]  # the --only names, in the order of the results table
 METRIC = "test_at_best_validation"
@@ -132,17 +152,20 @@ def prepare_data(cfg: ConvConfig, mnist: data.MNIST):
     return (x, y), images(mnist.validation, cfg.eval_size), images(mnist.test, cfg.eval_size)
 
 
-def programs(cfg: ConvConfig, n: int, members: int):
-    """The network and the jitted (epoch, outputs) programs; vmapped over members when members > 1."""
-    arch = cfg.arch()
-    net = convnet.build(arch, init=cfg.init, dropout_mode=cfg.dropout_mode, conv_impl=cfg.conv_impl)
+def gradient(cfg: ConvConfig, net, n: int):
+    """The mini-batch gradient of network3's cost for ``net`` on n training images (autodiff or by hand)."""
     l2 = dict(lmbda=cfg.lmbda, n=n, batch_size=cfg.batch_size, l2_scaling=cfg.l2_scaling)
     if cfg.gradient == "autodiff":
-        grad = convnet.make_grad(net.apply, **l2)
-    else:
-        grad = conv_backprop.make_grad(arch, impl=cfg.conv_impl, **l2)
+        return convnet.make_grad(net.apply, **l2)
+    return conv_backprop.make_grad(cfg.arch(), impl=cfg.conv_impl, **l2)
+
+
+def programs(cfg: ConvConfig, n: int, members: int):
+    """The network and the jitted (epoch, outputs) programs; vmapped over members when members > 1."""
+    net = convnet.build(cfg.arch(), init=cfg.init, dropout_mode=cfg.dropout_mode, conv_impl=cfg.conv_impl)
     opt = optim.sgd(cfg.eta)
-    args = (grad, opt, cfg.batch_size, cfg.shuffle, cfg.dropout > 0)
+    args = (gradient(cfg, net, n), opt, cfg.batch_size, cfg.shuffle, cfg.dropout > 0)
+
     def outputs(params, x):
         return convnet.outputs(net.apply, params, x)
     if members == 1:
@@ -162,13 +185,13 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, ch
     A generator: after each epoch it yields the result so far, so the last one yielded is
     the run's result and a Ctrl-C keeps the finished epochs' one. A result holds the
     per-epoch histories (member and, for ensembles, combined accuracies on validation and
-    test), the test accuracy at the best-validation epoch, the test errors there and the
-    conv weights there.
+    test), the test accuracy at the best-validation epoch, the test errors there, the conv
+    weights there, and the (combined) predictions at that epoch and at the last one.
     With ``checkpoint_dir`` the whole state (params, optimiser state, keys, history and
-    the best-validation epoch's errors and filters) is saved there every
+    the best-validation epoch's errors, filters and predictions) is saved there every
     ``checkpoint_every`` epochs and after the last (`nnjax.checkpoint`), and ``resume``
     continues from the newest intact one: the result is bit-identical to an
-    uninterrupted run's.
+    uninterrupted run's on the same machine. A finished run is read back without training.
     """
     (x, y), (xv, yv), (xt, yt) = datasets
     ensemble_run = len(seeds) > 1
@@ -182,44 +205,54 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, ch
     if ensemble_run:
         hist.update({"member_validation_accuracy": [], "member_test_accuracy": [],
                      "mean_probability_validation_accuracy": [], "mean_probability_test_accuracy": []})
-    best = {"best_validation": -1.0, "filters": conv_weights(cfg, params, ensemble_run)}
-    start_epoch, config = 0, {**{k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs")},
-                              "seeds": seeds}
+    no_predictions = jnp.zeros((2, len(yv)), jnp.int32)
+    best = {"best_validation": -1.0, "filters": conv_weights(cfg, params, ensemble_run),
+            "predictions": no_predictions}
+    last_predictions, commits, wall_s = no_predictions, [], 0.0
+    start_epoch, config = 0, {**training_settings(cfg), "seeds": seeds}
     if checkpoint_dir is not None:
-        found = checkpoint.resume_point(checkpoint_dir, saved_state(params, opt_state, k_train, best), config=config,
-                                        key=k_train, epochs=cfg.epochs, resume=resume)
+        found = checkpoint.resume_point(checkpoint_dir, saved_state(params, opt_state, k_train, best, last_predictions),
+                                        config=config, key=k_train, epochs=cfg.epochs, resume=resume)
         if found is not None:
             params, opt_state = found.state["params"], found.state["opt_state"]
-            hist, start_epoch = found.history["history"], found.epoch
-            best = {**found.history["best"], "filters": found.state["filters"]}
+            hist, start_epoch, commits = found.history["history"], found.epoch, found.history["commits"]
+            wall_s = found.history["wall_s"]
+            best = {**found.history["best"], "filters": found.state["filters"], "predictions": found.state["best_predictions"]}
+            last_predictions = found.state["last_predictions"]
+    if start_epoch < cfg.epochs:
+        commits = commits + [common.git_commit()]  # the code that trains the coming epochs
     if ensemble_run and len(seeds) % jax.device_count() == 0:  # members split over several devices
         params, opt_state, k_train = parallel.shard_members((params, opt_state, k_train))
     label = f"{cfg.id} seed{'s' * ensemble_run} {','.join(map(str, seeds))}"
     show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
-    start = time.perf_counter()
     for e in range(start_epoch, cfg.epochs):
         t = time.perf_counter()
+        if e == start_epoch:  # wall time counts every epoch's training and evaluation, across resumes
+            wall_start = t - wall_s
         keys = jax.vmap(jax.random.fold_in, (0, None))(k_train, e) if ensemble_run else jax.random.fold_in(k_train, e)
         params, opt_state = run_epoch(params, opt_state, keys, x, y)
         jax.block_until_ready(params)
         seconds = time.perf_counter() - t
         pred_v, pred_t = evaluate_epoch(hist, outputs, params, (xv, yv), (xt, yt), ensemble_run)
         hist["seconds"].append(seconds)
+        last_predictions = jnp.stack([pred_v, pred_t]).astype(jnp.int32)
         val = hist["validation_accuracy"][-1]
         if val > best["best_validation"]:
             wrong = np.flatnonzero(np.asarray(pred_t != yt))
             best = {"best_validation_epoch": e, "best_validation": val,
                     "errors": [[int(i), int(yt[i]), int(pred_t[i])] for i in wrong],
-                    "filters": conv_weights(cfg, params, ensemble_run)}
+                    "filters": conv_weights(cfg, params, ensemble_run), "predictions": last_predictions}
+        wall_s = time.perf_counter() - wall_start
         if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == cfg.epochs):
-            checkpoint.save(checkpoint_dir, e + 1, saved_state(params, opt_state, k_train, best),
-                            history={"history": hist, "best": {k: v for k, v in best.items() if k != "filters"}},
+            checkpoint.save(checkpoint_dir, e + 1, saved_state(params, opt_state, k_train, best, last_predictions),
+                            history={"history": hist, "commits": commits, "wall_s": wall_s,
+                                     "best": {k: v for k, v in best.items() if k not in ("filters", "predictions")}},
                             config=config)
-        yield result(hist, best, seeds, time.perf_counter() - start)
+        yield result(hist, best, seeds, wall_s, last_predictions, commits)
         if show:  # after the yield: a Ctrl-C here keeps this epoch's result
             show({"epoch": e, "evaluation_accuracy": int(round(val * len(yv) / 100)), "seconds": seconds})
     if start_epoch == cfg.epochs:  # resumed after the last epoch: nothing left to train
-        yield result(hist, best, seeds, 0.0)
+        yield result(hist, best, seeds, wall_s, last_predictions, commits)
 
 
 def conv_weights(cfg: ConvConfig, params, ensemble_run: bool) -> list:
@@ -227,9 +260,10 @@ def conv_weights(cfg: ConvConfig, params, ensemble_run: bool) -> list:
     return [p["w"][0] if ensemble_run else p["w"] for spec, p in zip(cfg.arch(), params) if spec[0] == "conv"]
 
 
-def saved_state(params, opt_state, keys, best: dict) -> dict:
+def saved_state(params, opt_state, keys, best: dict, last_predictions) -> dict:
     """The arrays a checkpoint holds; the history and the best epoch's errors travel as its history."""
-    return {"params": params, "opt_state": opt_state, "key": keys, "filters": best["filters"]}
+    return {"params": params, "opt_state": opt_state, "key": keys, "filters": best["filters"],
+            "best_predictions": best["predictions"], "last_predictions": last_predictions}
 
 
 def evaluate_epoch(hist: dict, outputs, params, validation, test, ensemble_run: bool):
@@ -251,49 +285,188 @@ def evaluate_epoch(hist: dict, outputs, params, validation, test, ensemble_run: 
     return pred_v, pred_t
 
 
-def result(hist: dict, best: dict, seeds: list[int], wall_s: float) -> dict:
-    """A run's result from its history and best-validation epoch (see `train_members`)."""
-    at = {**best, "filters": [np.asarray(f) for f in best["filters"]]}
+def result(hist: dict, best: dict, seeds: list[int], wall_s: float, last_predictions, commits: list[str]) -> dict:
+    """A run's result from its history and best-validation epoch (see `train_members`).
+
+    ``wall_s`` counts every training epoch, also those of earlier processes before a resume.
+    "predictions" holds (validation, test) predictions at the best-validation and the last epoch.
+    """
+    at = {**best, "filters": [np.asarray(f) for f in best["filters"]],
+          "predictions": {"best_validation_epoch": np.asarray(best["predictions"], np.uint8),
+                          "last_epoch": np.asarray(last_predictions, np.uint8)}}
     if len(seeds) > 1:  # each member on its own, as if trained alone: test at its best-validation epoch
         member_val, member_test = np.array(hist["member_validation_accuracy"]), np.array(hist["member_test_accuracy"])
         at["member_" + METRIC] = member_test[np.argmax(member_val, axis=0), np.arange(len(seeds))].tolist()
         at["mean_probability_" + METRIC] = hist["mean_probability_test_accuracy"][at["best_validation_epoch"]]
     return {"seeds": seeds, METRIC: hist["test_accuracy"][at["best_validation_epoch"]], **at,
             "peak_test": max(hist["test_accuracy"]), "final_test": hist["test_accuracy"][-1],
-            "epochs_done": len(hist["test_accuracy"]), "history": copy.deepcopy(hist), "wall_s": wall_s}
+            "epochs_done": len(hist["test_accuracy"]), "history": copy.deepcopy(hist), "wall_s": wall_s,
+            "git_commits": sorted(set(commits), key=commits.index)}
 
 
-def run(cfg: ConvConfig, mnist: data.MNIST, seeds: list[int], verbose: bool = True, checkpoint_dir=None,
-        **checkpoint_options) -> tuple[dict, list]:
-    """The results record of one row, and the conv filters of its best run.
+RUNS_ENV = "NNJAX_RUNS_DIR"
 
-    With ``checkpoint_dir``, seed s checkpoints into ``checkpoint_dir/<id>/seed<s>``. On
-    Ctrl-C, `common.Interrupted` carries the record of the finished seeds and epochs.
+
+def default_runs_dir() -> Path:
+    """Where full runs keep their checkpoints: $NNJAX_RUNS_DIR, else ~/.cache/nnjax/runs (outside the work tree)."""
+    return Path(os.environ.get(RUNS_ENV) or Path.home() / ".cache" / "nnjax" / "runs")
+
+
+def vmapped(cfg: ConvConfig) -> bool:
+    """Whether an ensemble trains as one vmapped program ("auto": on an accelerator, not on a CPU)."""
+    return cfg.members > 1 and (cfg.ensemble == "vmapped" or cfg.ensemble == "auto" and jax.default_backend() != "cpu")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training program: a network (or a vmapped ensemble) of ``cfg`` from ``seeds``, checkpointed in ``directory``."""
+
+    cfg: ConvConfig
+    seeds: tuple[int, ...]
+    directory: Path | None
+
+
+def jobs_of(cfg: ConvConfig, seed: int, root: Path | None) -> list[Job]:
+    """The programs behind seed ``seed`` of a row: one network, or an ensemble's members.
+
+    The checkpoint directory is named by a hash of the settings that decide training
+    (not the row id, the epoch count or the ensemble), so a separately trained ensemble
+    member and the single-network run of the same seed are one job, trained once.
     """
-    datasets = prepare_data(cfg, mnist)
+    members = tuple(cfg.members * seed + i for i in range(cfg.members))
+    if cfg.members == 1 or vmapped(cfg):
+        return [Job(cfg, members, root and run_dir(root, cfg, "seed" + "-".join(map(str, members))))]
+    single = dataclasses.replace(cfg, members=1)
+    return [Job(single, (m,), root and run_dir(root, single, f"seed{m}")) for m in members]
+
+
+def training_settings(cfg: ConvConfig) -> dict:
+    """The fields that decide how a network trains (not its row id, epoch count, seeds or ensemble mode)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("id", "book", "note", "epochs", "ensemble", "seeds")}
+
+
+def run_dir(root: Path, cfg: ConvConfig, name: str) -> Path:
+    """``root``/ch6/<hash of `training_settings`>/``name``."""
+    digest = hashlib.sha256(json.dumps(training_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    return Path(root) / "ch6" / digest / name
+
+
+def finished(job: Job) -> bool:
+    """Whether the job's newest checkpoint holds all its epochs."""
+    return job.directory is not None and checkpoint.saved_epochs(job.directory) == job.cfg.epochs
+
+
+def train_job(job: Job, datasets, verbose: bool, checkpoint_every: int = 1, resume: bool = False) -> dict:
+    """Train (or read back, when finished) one job; its last `result`. Ctrl-C: `Stopped` with the result so far."""
+    r = None
+    try:
+        for r in train_members(job.cfg, datasets, list(job.seeds), verbose, job.directory, checkpoint_every, resume):
+            pass
+    except KeyboardInterrupt:
+        raise Stopped(r) from None
+    return r
+
+
+class Stopped(KeyboardInterrupt):
+    """Ctrl-C inside a job; ``result`` is its result after the last finished epoch (None before one)."""
+
+    def __init__(self, result: dict | None):
+        super().__init__("interrupted")
+        self.result = result
+
+
+def run(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool = True, root: Path | None = None,
+        checkpoint_every: int = 1, resume: bool = False, finished_only: bool = False) -> tuple[dict | None, dict]:
+    """The results record of one row, and its arrays (`record`).
+
+    Each seed's jobs (`jobs_of`) train in turn; ``finished_only`` trains nothing and uses
+    the seeds whose jobs have all finished (None when there are none yet). On Ctrl-C,
+    `common.Interrupted` carries the record of the finished seeds and epochs.
+    """
     per_seed = []
     for s in seeds:
-        members = [cfg.members * s + i for i in range(cfg.members)]
-        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
-        r = None
+        jobs = jobs_of(cfg, s, root)
+        if finished_only and not all(map(finished, jobs)):
+            continue
+        results = []
         try:
-            for r in train_members(cfg, datasets, members, verbose, ckpt, **checkpoint_options):
-                pass
-        except KeyboardInterrupt:
-            done = per_seed + [{"seed": s, **r}] * (r is not None)
+            for job in jobs:
+                results.append(train_job(job, datasets, verbose, checkpoint_every, resume or finished_only))
+        except Stopped as stop:
+            done = per_seed + ([{"seed": s, **stop.result}] if stop.result and len(jobs) == 1 else [])
             raise common.Interrupted([record(cfg, done, datasets, interrupted=True)[0]] if done else []) from None
-        per_seed.append({"seed": s, **r})
-    return record(cfg, per_seed, datasets)
+        per_seed.append({"seed": s, **(results[0] if len(jobs) == 1 else vote(results, datasets))})
+    return record(cfg, per_seed, datasets) if per_seed else (None, {})
 
 
-def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[dict, list]:
-    """The results record of per-seed results, and the conv filters of the best one."""
-    best = max(per_seed, key=lambda r: r[METRIC])
-    filters = best["filters"]
-    per_seed = [{k: v for k, v in r.items() if k != "filters"} for r in per_seed]
-    extra |= {"train_images": int(datasets[0][0].shape[0]),
-              "seconds_per_epoch": float(np.median([t for r in per_seed for t in r["history"]["seconds"]] or [0.0]))}
-    return common.make_record(cfg, per_seed, metric=METRIC, **extra), filters
+def vote(members: list[dict], datasets) -> dict:
+    """A separately trained ensemble's result: the plurality vote of its members' saved predictions.
+
+    The headline is the vote of each member's predictions at its own best-validation epoch
+    (each member as the book would report it); "final_test" votes at the last epochs.
+    """
+    (_, _), (_, yv), (_, yt) = datasets
+    out = {"seeds": [m["seeds"][0] for m in members], "member_" + METRIC: [m[METRIC] for m in members],
+           "predictions": {}, "filters": members[0]["filters"], "wall_s": sum(m["wall_s"] for m in members),
+           "epochs_done": min(m["epochs_done"] for m in members),
+           "git_commits": sorted({c for m in members for c in m["git_commits"]}),
+           "history": {f"member_{k}": [list(v) for v in zip(*(m["history"][k] for m in members))]
+                       for k in ("validation_accuracy", "test_accuracy", "seconds")}}
+    for when in ("best_validation_epoch", "last_epoch"):
+        stacked = np.stack([m["predictions"][when] for m in members])  # (members, 2, n)
+        pred_v, pred_t = (np.asarray(ensemble.plurality_vote(jnp.asarray(stacked[:, i]))) for i in (0, 1))
+        out["predictions"][when] = np.stack([pred_v, pred_t]).astype(np.uint8)
+        out["predictions"]["members_" + when] = stacked
+        if when == "best_validation_epoch":
+            out |= {METRIC: percent(pred_t, yt), "best_validation": percent(pred_v, yv),
+                    "errors": [[int(i), int(yt[i]), int(pred_t[i])] for i in np.flatnonzero(pred_t != np.asarray(yt))]}
+        else:
+            out["final_test"] = percent(pred_t, yt)
+    return out
+
+
+def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[dict, dict]:
+    """The results record of per-seed results, and its arrays: the best run's conv filters and each seed's predictions."""
+    arrays = {"filters": max(per_seed, key=lambda r: r[METRIC])["filters"],
+              "predictions": {r["seed"]: r["predictions"] for r in per_seed}}
+    per_seed = [{k: v for k, v in r.items() if k not in ("filters", "predictions")} for r in per_seed]
+    seconds = [t for r in per_seed for t in r["history"].get("seconds", [])]
+    seconds += [t for r in per_seed for row in r["history"].get("member_seconds", []) for t in row]
+    extra |= {"train_images": int(datasets[0][0].shape[0]), "seconds_per_epoch": float(np.median(seconds or [0.0])),
+              "ensemble": "vmapped" if vmapped(cfg) else "separate" if cfg.members > 1 else "none"}
+    return common.make_record(cfg, per_seed, metric=METRIC, **extra), arrays
+
+
+def save_row(out: Path, rec: dict, arrays: dict) -> None:
+    """A row's arrays beside its JSON record: DIR/ch6_<id>_filters.npz (conv layers of the best run) and
+    DIR/ch6_predictions/<id>_seed<s>.npz: "validation_<when>" and "test_<when>" for when = best_validation_epoch
+    and last_epoch, and for a separate ensemble its members' as "members_<when>" (members, 2, n)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if arrays["filters"]:
+        np.savez(out / f"ch6_{rec['id']}_filters.npz", *arrays["filters"])
+    folder = out / "ch6_predictions"
+    folder.mkdir(exist_ok=True)
+    for seed, predictions in arrays["predictions"].items():
+        saved = {}
+        for when, p in predictions.items():
+            if when.startswith("members_"):
+                saved[when] = p
+            else:
+                saved[f"validation_{when}"], saved[f"test_{when}"] = p[0], p[1]
+        np.savez_compressed(folder / f"{rec['id']}_seed{seed}.npz", **saved)
+
+
+def cached_data(mnist: data.MNIST):
+    """`prepare_data` that reuses the data sets of configs with the same data settings."""
+    made = {}
+
+    def get(cfg: ConvConfig):
+        key = (cfg.expand, cfg.expand_seed, cfg.train_size, cfg.eval_size)
+        if key not in made:
+            made[key] = prepare_data(cfg, mnist)
+        return made[key]
+    return get
 
 
 def main(argv=None) -> list[dict]:
@@ -302,25 +475,116 @@ def main(argv=None) -> list[dict]:
     p.set_defaults(gradient="autodiff")
     next(a for a in p._actions if a.dest == "gradient").help = (
         "gradient method: jax.grad (autodiff, the default) or nnjax.conv_backprop by hand (backprop; no dropout)")
-    args = common.parse_args(p, argv)
+    p.add_argument("--seed-list", default=None, metavar="S,...",
+                   help="run exactly these seeds (e.g. 3,4) instead of --seeds N's 0..N-1: a long row in pieces")
+    p.add_argument("--workers", type=common.positive_int, default=1, metavar="W",
+                   help="train W networks at once, each in its own process pinned to a core (2 on a 2-core CPU)")
+    p.add_argument("--job", default=None, help=argparse.SUPPRESS)  # a worker's one job (JSON), see run_workers
+    args = common.parse_args(p, argv, default_checkpoints=True)
+    if args.job:
+        return run_job(json.loads(args.job), args)
     ids = common.parse_only(args.only, IDS)
-    configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
-    mnist = data.load_mnist(args.data_dir)
-    seeds = list(range(1 if args.quick else args.seeds))
-    with common.saving_on_interrupt(args, "ch6", IDS) as records:
-        for cfg in configs:
-            rec, filters = run(cfg, mnist, seeds, not args.quiet, **common.fit_options(args))
-            records.append(rec)
-            saved = common.merge_saved(args.out, "ch6", records, IDS) if args.merge else records
-            path = common.write_results(args.out, "ch6", saved)  # after every row: partial results survive
-            if filters:
-                np.savez(path.parent / f"ch6_{cfg.id}_filters.npz", *filters)
-    print(common.markdown_table(records))
-    print(f"wrote {path}")
-    if not args.no_plots:
-        for png in ch6_plots.plot_all(path, data_dir=args.data_dir):
+    order = [i.strip() for i in (args.only or ",".join(IDS)).split(",")]  # jobs run in the order --only names them
+    configs = common.prepare(p, args, sorted((c for c in RUNS if c.id in ids), key=lambda c: order.index(c.id)), quick)
+    seeds = parse_seed_list(p, args.seed_list) if args.seed_list else list(range(1 if args.quick else args.seeds))
+    root = Path(args.checkpoint_dir) if args.checkpoint_dir else None if args.quick else default_runs_dir()
+    if root and not args.resume:
+        refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, root)])
+    datasets = cached_data(data.load_mnist(args.data_dir))
+    options = dict(root=root, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    if args.workers > 1:
+        records = run_workers(configs, seeds, datasets, args, options)
+    else:
+        with common.saving_on_interrupt(args, "ch6", IDS) as records:
+            for cfg in configs:
+                rec, arrays = run(cfg, datasets(cfg), seeds_of(cfg, seeds), not args.quiet, **options)
+                records.append(rec)
+                write(args, records, [(rec, arrays)])  # after every row: finished rows survive
+        print(common.markdown_table(records))
+    if records and not args.no_plots:
+        for png in ch6_plots.plot_all(Path(args.out) / "ch6.json", data_dir=args.data_dir):
             print(f"wrote {png}")
     return records
+
+
+def seeds_of(cfg: ConvConfig, seeds: list[int]) -> list[int]:
+    """The seeds a row runs: its own fixed number (6l: one ensemble, 6k's seeds 0–4), else the command's."""
+    return seeds if cfg.seeds is None else seeds[:cfg.seeds]
+
+
+def parse_seed_list(p, text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        p.error(f"--seed-list {text!r}: expected distinct non-negative integers, e.g. 3,4")
+    return seeds
+
+
+def refuse_existing(p, jobs: list[Job]) -> None:
+    """Without --resume, stop before training if a job already has checkpoints (one line, what to do)."""
+    started = [j for j in jobs if checkpoint.saved_epochs(j.directory)]
+    if started:
+        p.error(f"{len(started)} run(s) already have checkpoints (e.g. {started[0].cfg.id} seed {started[0].seeds[0]} "
+                f"in {started[0].directory}): add --resume to continue them, or --checkpoint-dir DIR to start afresh")
+
+
+def write(args, records: list[dict], rows: list[tuple[dict, dict]]) -> Path:
+    """Save ``rows``' arrays and the records (merged with saved ones under --merge) to DIR/ch6.json."""
+    for rec, arrays in rows:
+        save_row(Path(args.out), rec, arrays)
+    saved = common.merge_saved(args.out, "ch6", records, IDS) if args.merge else records
+    path = common.write_results(args.out, "ch6", saved)
+    print(f"wrote {path}", flush=True)
+    return path
+
+
+def run_workers(configs, seeds, datasets, args, options) -> list[dict]:
+    """Train every unfinished job in ``args.workers`` pinned processes; rewrite the results after each one ends."""
+    jobs = list({j.directory: j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, options["root"])}.values())
+    todo = [j for j in jobs if not finished(j)]
+    print(f"{len(jobs) - len(todo)} of {len(jobs)} networks already trained; {len(todo)} to train with "
+          f"{args.workers} workers", flush=True)
+    commands = [["-m", "experiments.ch6", "--job", json.dumps({"config": dataclasses.asdict(j.cfg), "seeds": j.seeds,
+                                                               "directory": str(j.directory)}),
+                 "--checkpoint-every", str(args.checkpoint_every)] + ["--quiet"] * args.quiet
+                + (["--data-dir", args.data_dir] if args.data_dir else []) for j in todo]
+
+    def assemble(*_) -> list[dict]:
+        rows = [run(c, datasets(c), seeds_of(c, seeds), False, **{**options, "finished_only": True}) for c in configs]
+        rows = [r for r in rows if r[0] is not None]
+        if rows:
+            write(args, [rec for rec, _ in rows], rows)
+        return [rec for rec, _ in rows]
+
+    try:
+        status = workers.run_pinned(commands, args.workers, assemble)
+    except KeyboardInterrupt:
+        assemble()
+        print("interrupted: finished networks are saved; rerun the same command with --resume to continue",
+              file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
+    records = assemble()
+    failed = [j for j, st in zip(todo, status) if st]
+    if failed:
+        raise SystemExit(f"error: {len(failed)} network(s) failed (first: {failed[0].cfg.id} seeds {failed[0].seeds}); "
+                         "their messages are above; rerun with --resume to retry them")
+    print(common.markdown_table(records) if records else "no row has all its networks trained yet")
+    return records
+
+
+def run_job(spec: dict, args) -> dict:
+    """A worker process: train one job to its end in its checkpoint directory (results go to the parent)."""
+    fields = {f.name: f.type for f in dataclasses.fields(ConvConfig)}
+    cfg = ConvConfig(**{k: tuple(v) if isinstance(v, list) and "tuple" in str(fields[k]) else v
+                        for k, v in spec["config"].items()})
+    job = Job(cfg, tuple(spec["seeds"]), Path(spec["directory"]))
+    try:
+        return train_job(job, prepare_data(cfg, data.load_mnist(args.data_dir)), not args.quiet,
+                         args.checkpoint_every, resume=True)
+    except Stopped:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in records:
         hist = best_run(r)["history"]
+        if "test_accuracy" not in hist:  # a separately trained ensemble: its members have their own rows
+            continue
         line, = ax.plot(hist["test_accuracy"], label=f"{r['id']} test")
         ax.plot(hist["validation_accuracy"], "--", color=line.get_color(), alpha=0.6)
     ax.set_xlabel("epoch")

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import textwrap
 import time
@@ -194,7 +195,20 @@ def environment() -> dict[str, Any]:
         "jax_version": jax.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+        "git_commit": git_commit(),
     }
+
+
+def git_commit() -> str:
+    """The commit of the code that runs (with "-dirty" when tracked files differ from it), or "unknown"."""
+    top = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + "-dirty" * bool(dirty.stdout.strip())
 
 
 def percent(correct: int, total: int) -> float:
@@ -588,13 +602,15 @@ def add_run_options(p: argparse.ArgumentParser, config: type = RunConfig, *,
     return p
 
 
-def parse_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+def parse_args(p: argparse.ArgumentParser, argv=None, default_checkpoints: bool = False) -> argparse.Namespace:
     """Parse a chapter's command line, check what can be checked before any work, and turn
-    on the compilation cache if one is asked for."""
+    on the compilation cache if one is asked for. ``default_checkpoints``: the script has a
+    default checkpoint folder, so --resume needs no --checkpoint-dir."""
     args = p.parse_args(argv)
-    if getattr(args, "resume", False) and args.checkpoint_dir is None:
+    if getattr(args, "resume", False) and args.checkpoint_dir is None and not default_checkpoints:
         p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
-    if getattr(args, "checkpoint_dir", None) and not args.resume and holds_checkpoints(args.checkpoint_dir):
+    if (getattr(args, "checkpoint_dir", None) and not args.resume and not default_checkpoints
+            and holds_checkpoints(args.checkpoint_dir)):  # (a script with its own runs folder checks per run)
         p.error(f"--checkpoint-dir {args.checkpoint_dir} already holds checkpoints of an earlier run: add --resume "
                 "to continue them, or give an empty directory")
     if args.compile_cache:

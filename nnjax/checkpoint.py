@@ -95,6 +95,12 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def saved_epochs(directory: str | os.PathLike | None) -> int:
+    """The epoch count of the newest checkpoint file in ``directory`` (0 when it has none), read from its name."""
+    found = list_checkpoints(directory) if directory is not None else []
+    return int(_NAME.fullmatch(found[-1].name).group(1)) if found else 0
+
+
 def save(directory: str | os.PathLike, epoch: int, state: Any, *, history: dict | None = None,
          config: dict | None = None, keep: int = 2) -> Path:
     """Write the checkpoint of ``epoch`` completed epochs atomically; keep the newest ``keep``.

@@ -11,15 +11,16 @@ book's local receptive field with shared weights, valid and with stride 1 (ch6, 
 
 Two implementations compute the same z, and `conv2d` picks one per backend:
 - `conv2d_im2col`: k² static slices of x stacked into patches of length k²C, then one
-  matrix product with w reshaped to (k²C, F). Its gradient is slices, pads and matmuls,
-  which XLA:CPU compiles well inside a `lax.scan`.
+  matrix product with w reshaped to (k²C, F). Its backward pass is written by hand
+  beside it (`jax.custom_vjp`), as chapter 6's backpropagation gives it:
+  ∂C/∂w = patches(x)ᵀ δ and ∂C/∂x = col2im(δ wᵀ), the k² slices of δ wᵀ added back
+  where they were taken from. `max_pool` likewise carries its own backward rule.
 - `conv2d_lax`: `lax.conv_general_dilated`, the library convolution (cuDNN on a GPU).
-On XLA:CPU (2-core AMD EPYC, jax 0.10.2) ``jax.grad`` through `conv2d_lax` inside the
-compiled epoch cost 1.9× (6b) and 8.6× (6f) the CPU time of `conv2d_im2col`
-(`python -m experiments.bench_conv`: 17.0 vs 8.9 s and 154 vs 17.8 s per 50,000-image
-epoch), so the CPU uses im2col. On a GPU the library convolution (cuDNN) is the natural
-choice; it was not measured here. `AUTO` records the pick; tests check the two agree.
+`AUTO` records the measured pick per backend (docs/speed.md); tests check that the two
+agree, and that the hand-written backward passes equal ``jax.grad`` of the plain forms.
 """
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -38,10 +39,38 @@ def patches(x: Array, k: int) -> Array:
     return jnp.concatenate([x[:, p:p + h, q:q + w, :] for p in range(k) for q in range(k)], axis=-1)
 
 
+@jax.custom_vjp
 def conv2d_im2col(x: Array, w: Array) -> Array:
     """Valid, stride-1 convolution (ch6, eq. 125) as im2col: patches(x) @ w.reshape(k²C, F)."""
     k, _, c, f = w.shape
     return patches(x, k) @ w.reshape(k * k * c, f)
+
+
+def _im2col_forward(x: Array, w: Array):
+    k, _, c, f = w.shape
+    cols = patches(x, k)
+    return cols @ w.reshape(k * k * c, f), (x, w, cols)
+
+
+def _im2col_backward(saved, delta: Array):
+    """(∂C/∂x, ∂C/∂w) from δ = ∂C/∂z (ch6; cf. `nnjax.conv_backprop`, BP2c and BP4c).
+
+    ∂C/∂w = patches(x)ᵀ δ, one matrix product. ∂C/∂x: δ wᵀ gives each patch's gradient,
+    and each of the k² slices of it is added back at the offset (p, q) it was read from.
+    """
+    x, w, cols = saved
+    k, _, c, f = w.shape
+    m, h, wd, _ = delta.shape
+    nabla_w = (cols.reshape(-1, k * k * c).T @ delta.reshape(-1, f)).reshape(w.shape)
+    d_cols = (delta @ w.reshape(k * k * c, f).T).reshape(m, h, wd, k, k, c)
+    nabla_x = jnp.zeros(x.shape, delta.dtype)
+    for p in range(k):
+        for q in range(k):
+            nabla_x = nabla_x.at[:, p:p + h, q:q + wd, :].add(d_cols[:, :, :, p, q, :])
+    return nabla_x.astype(x.dtype), nabla_w.astype(w.dtype)
+
+
+conv2d_im2col.defvjp(_im2col_forward, _im2col_backward)
 
 
 def conv2d_lax(x: Array, w: Array) -> Array:
@@ -85,8 +114,31 @@ def max_pool(x: Array, size: int = 2) -> Array:
 
     Output (m, H/size, W/size, C): each unit is the largest activation in its region.
     """
-    m, h, w, c = jnp.shape(x)
+    h, w = jnp.shape(x)[1:3]
     if h % size or w % size:
         raise ValueError(f"max_pool: a {h}×{w} map does not tile into {size}×{size} regions; "
                          "choose a pool size that divides the map's height and width")
+    return _max_pool(x, size)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _max_pool(x: Array, size: int) -> Array:
+    m, h, w, c = x.shape
     return jnp.max(x.reshape(m, h // size, size, w // size, size, c), axis=(2, 4))
+
+
+def _max_pool_forward(x: Array, size: int):
+    pooled = _max_pool(x, size)
+    return pooled, (x, pooled)
+
+
+def _max_pool_backward(size: int, saved, delta: Array):
+    """∂C/∂x: each region's δ goes to its maximum, shared equally among tied maxima (as ``jax.grad`` of max)."""
+    x, pooled = saved
+    m, h, w, c = x.shape
+    is_max = x.reshape(m, h // size, size, w // size, size, c) == pooled[:, :, None, :, None, :]
+    share = delta / jnp.sum(is_max, axis=(2, 4), dtype=delta.dtype)
+    return (jnp.where(is_max, share[:, :, None, :, None, :], 0).astype(x.dtype).reshape(x.shape),)
+
+
+_max_pool.defvjp(_max_pool_forward, _max_pool_backward)

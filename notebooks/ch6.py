@@ -65,7 +65,8 @@ for spec in cfg.arch():
 
 # %%
 mnist = data.load_mnist()
-record, filters = ch6.run(cfg, mnist, seeds=[0])
+record, arrays = ch6.run(cfg, ch6.prepare_data(cfg, mnist), seeds=[0])
+filters = arrays["filters"]
 print(f"test accuracy at the best validation epoch: {record['best']:.2f}% (book, full run: {cfg.book}%)")
 
 # %% [markdown]

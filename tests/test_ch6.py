@@ -1,10 +1,14 @@
 """experiments.ch6: the --quick smoke run end to end, its results files and figures, and option checks."""
 
+import dataclasses
 import json
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from experiments import ch6, ch6_plots, common
+from nnjax import ensemble
 
 
 @pytest.mark.mnist
@@ -15,21 +19,51 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     for r in saved:
         run = r["per_seed"][0]
         assert r["metric"] == "test_at_best_validation" and 0 <= r["best"] <= 100
-        assert r["best"] == run["history"]["test_accuracy"][run["best_validation_epoch"]]
         assert len(run["errors"]) == round((100 - r["best"]) * 500 / 100)  # 500 test images in --quick
         assert r["config"]["epochs"] == 1 and r["config"]["train_size"] == 200
-    ens = saved[1]
-    assert ens["config"]["members"] == 2 and ens["per_seed"][0]["seeds"] == [0, 1]
+        assert run["git_commits"] and r["git_commit"]
+    single, ens = saved
+    run = single["per_seed"][0]
+    assert single["best"] == run["history"]["test_accuracy"][run["best_validation_epoch"]]
+    assert ens["config"]["members"] == 2 and ens["per_seed"][0]["seeds"] == [0, 1] and ens["ensemble"] == "separate"
     assert len(ens["per_seed"][0]["history"]["member_test_accuracy"][0]) == 2
     assert len(ens["per_seed"][0]["member_test_at_best_validation"]) == 2
     assert ens["train_images"] == 1000  # 200 images and their 4 shifts
     assert (tmp_path / "ch6_6c_filters.npz").exists() and (tmp_path / "ch6.md").exists()
     assert (tmp_path / "ch6_curves.png").exists() and (tmp_path / "ch6_filters_6c.png").exists()  # drawn by ch6 itself
     assert "smoke run (--quick)" in (tmp_path / "ch6.md").read_text()
+    with np.load(tmp_path / "ch6_predictions" / "6l_seed0.npz") as f:  # the vote of the members' predictions
+        members, voted = f["members_best_validation_epoch"], f["test_best_validation_epoch"]
+        assert members.shape == (2, 2, 500) and voted.shape == (500,)
+        np.testing.assert_array_equal(voted, np.asarray(ensemble.plurality_vote(jnp.asarray(members[:, 1]))))
     paths = ch6_plots.main(["--out", str(tmp_path), "--data-dir", str(mnist_dir)])
     assert {p.name for p in paths} == {"ch6_errors.png", "ch6_curves.png", "ch6_expansion.png",
                                          "ch6_filters_6c.png", "ch6_filters_6l.png"}
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_separate_ensemble_members_are_the_single_runs_of_their_seeds(tmp_path):
+    rows = {c.id: c for c in ch6.RUNS}
+    members = [j.directory for j in ch6.jobs_of(dataclasses.replace(rows["6l"], ensemble="separate"), 1, tmp_path)]
+    singles = [ch6.jobs_of(rows["6k"], s, tmp_path)[0].directory for s in range(5, 10)]
+    assert members == singles and len(set(singles)) == 5
+    (vmapped,) = ch6.jobs_of(dataclasses.replace(rows["6l"], ensemble="vmapped"), 1, tmp_path)
+    assert vmapped.seeds == (5, 6, 7, 8, 9) and vmapped.directory not in singles
+    assert ch6.jobs_of(rows["6g"], 0, tmp_path)[0].directory != singles[0]  # other settings, other folder
+
+
+@pytest.mark.mnist
+def test_workers_train_pinned_processes_and_a_rerun_reads_them_back(tmp_path, mnist_dir, capsys):
+    argv = ["--quick", "--only", "6c,6l", "--set", "epochs=2", "--checkpoint-dir", str(tmp_path / "runs"),
+            "--quiet", "--data-dir", str(mnist_dir)]
+    ch6.main(argv + ["--out", str(tmp_path / "inline")])
+    with pytest.raises(SystemExit, match="2"):  # checkpoints exist and no --resume: refused before training
+        ch6.main(argv + ["--out", str(tmp_path / "again")])
+    assert "add --resume to continue them" in capsys.readouterr().err
+    ch6.main(argv + ["--out", str(tmp_path / "workers"), "--workers", "2", "--resume"])
+    assert "3 of 3 networks already trained; 0 to train" in capsys.readouterr().out
+    inline, workers = (json.loads((tmp_path / d / "ch6.json").read_text()) for d in ("inline", "workers"))
+    assert [r["per_seed"] for r in inline] == [r["per_seed"] for r in workers]
 
 
 def test_set_overrides_are_typed_and_checked(tmp_path):
@@ -57,4 +91,15 @@ def test_book_rows_match_book_md():
 
 def test_backprop_gradient_refuses_dropout_rows():
     with pytest.raises(ValueError, match="no dropout rule"):
-        common.override(ch6.RUNS[10], ["gradient=backprop"])
+        common.override(next(c for c in ch6.RUNS if c.id == "6k"), ["gradient=backprop"])
+
+
+@pytest.mark.mnist
+def test_a_separate_ensemble_reads_back_the_single_runs_of_its_seeds(tmp_path, mnist_dir):
+    argv = ["--quick", "--set", "epochs=1", "--checkpoint-dir", str(tmp_path / "runs"), "--quiet",
+            "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    ch6.main(argv + ["--only", "6k", "--seed-list", "0,1"])
+    before = sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt"))
+    (ens,) = ch6.main(argv + ["--only", "6l", "--resume"])  # its members are 6k's seeds 0 and 1: nothing trains
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt")) == before
+    assert ens["per_seed"][0]["seeds"] == [0, 1]

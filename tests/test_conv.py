@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jax.test_util import check_grads
+
 from nnjax import conv
 
 
@@ -69,3 +71,36 @@ def test_bad_impl_and_pool_size_fail_clearly():
         conv.conv2d(jnp.zeros((1, 5, 5, 1)), jnp.zeros((3, 3, 1, 1)), "fft")
     with pytest.raises(ValueError, match="does not tile into 2×2"):
         conv.max_pool(jnp.zeros((1, 5, 4, 1)), 2)
+
+
+@pytest.mark.parametrize("m, h, w, c, f, k", [(2, 7, 6, 1, 3, 3), (3, 12, 12, 4, 6, 5)])
+def test_im2col_backward_by_hand_equals_autodiff_and_finite_differences(m, h, w, c, f, k):
+    kx, kw, kg = jax.random.split(jax.random.key(h * w + c), 3)
+    x = jax.random.normal(kx, (m, h, w, c), jnp.float64)
+    wt = jax.random.normal(kw, (k, k, c, f), jnp.float64)
+    probe = jax.random.normal(kg, (m, h - k + 1, w - k + 1, f), jnp.float64)
+
+    def cost(fn):
+        return lambda x, wt: jnp.sum(jnp.sin(fn(x, wt)) * probe)
+
+    by_hand = jax.grad(cost(conv.conv2d_im2col), (0, 1))(x, wt)
+    plain = jax.grad(cost(conv.conv2d_im2col.fun), (0, 1))(x, wt)  # jax.grad of the forward formula itself
+    library = jax.grad(cost(conv.conv2d_lax), (0, 1))(x, wt)
+    for a, b, d in zip(by_hand, plain, library):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(a, d, rtol=1e-10, atol=1e-10)
+    check_grads(conv.conv2d_im2col, (x, wt), order=1, modes=["rev"])
+
+
+def test_max_pool_backward_shares_ties_like_autodiff():
+    x = jnp.round(jax.random.normal(jax.random.key(3), (2, 8, 6, 3), jnp.float64))  # many tied maxima
+    probe = jax.random.normal(jax.random.key(4), (2, 4, 3, 3), jnp.float64)
+
+    def plain(x):
+        return jnp.max(x.reshape(2, 4, 2, 3, 2, 3), axis=(2, 4))
+
+    by_hand = jax.grad(lambda x: jnp.sum(conv.max_pool(x) * probe))(x)
+    np.testing.assert_allclose(by_hand, jax.grad(lambda x: jnp.sum(plain(x) * probe))(x), rtol=1e-14, atol=0)
+    assert jnp.sum(by_hand != 0) > probe.size  # ties did occur, and share their region's gradient
+    check_grads(conv.max_pool, (jax.random.normal(jax.random.key(5), (2, 4, 4, 2), jnp.float64),),
+                              order=1, modes=["rev"])

@@ -124,7 +124,8 @@ def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, mon
 
 @pytest.mark.mnist
 def test_ch6_ensemble_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, monkeypatch):
-    argv = ["--quick", "--only", "6c", "--set", "epochs=3", "--set", "members=2", "--data-dir", str(mnist_dir)]
+    argv = ["--quick", "--only", "6c", "--set", "epochs=3", "--set", "members=2", "--set", "ensemble=vmapped",
+            "--data-dir", str(mnist_dir)]
     straight, partial, resumed = stop_and_resume(ch6.main, argv, tmp_path, monkeypatch, "ch6")
     (p,) = partial
     assert p["interrupted"] and p["per_seed"][0]["epochs_done"] == 2
