@@ -31,8 +31,8 @@ class UsageError(SystemExit):
 HINTS = {
     data.DataError: "fix: put the four MNIST files (raw or .gz) in a folder and pass --data-dir FOLDER "
                     "or set NNJAX_DATA_DIR=FOLDER (README: Data)",
-    checkpoint.CheckpointError: "fix: continue with the settings the checkpoints were written with, "
-                                "or give an empty --checkpoint-dir",
+    checkpoint.CheckpointError: "fix: resume with the settings the checkpoints were written with, or delete "
+                                "them (or give an empty --checkpoint-dir) to start again",
 }
 
 
@@ -48,11 +48,18 @@ def run(main: Callable[[Sequence[str]], object], argv: Sequence[str] | None = No
     except UsageError as e:
         fail(str(e))
     except (data.DataError, checkpoint.CheckpointError) as e:
-        fail(str(e).splitlines()[0], next(hint for kind, hint in HINTS.items() if isinstance(e, kind)))
+        fail(headline(str(e)), next(hint for kind, hint in HINTS.items() if isinstance(e, kind)))
     except KeyboardInterrupt:
         print("interrupted while no run was training: nothing was lost (results already written are named above)",
               file=sys.stderr, flush=True)
         raise SystemExit(INTERRUPT_STATUS) from None
+
+
+def headline(message: str) -> str:
+    """The first line of a long message, with the line after it when the first ends in a colon
+    (e.g. "no intact checkpoint in DIR:" and the first reason)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else lines[0]
 
 
 def fail(message: str, hint: str = "") -> None:

@@ -100,6 +100,7 @@ def test_damaged_checkpoint_on_resume(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert info.value.code == cli.USAGE_STATUS and "Traceback" not in err
     assert err.startswith("error: ") and "fix:" in err and len(err.strip().splitlines()) <= 3
+    assert "not an nnjax checkpoint" in err  # the reason, from the line after "no intact checkpoint in DIR:"
 
 
 def fake_mnist():
