@@ -3,7 +3,7 @@
     python -m experiments.ch1 [--quick] [--seeds N] [--out DIR] [--only 1a,B2] [--svm]
                               [--set FIELD=VALUE] [--checkpoint-dir DIR [--resume]] [--compile-cache DIR]
 
-Runs 1a–1e and baselines B1–B3 of BOOK.md and writes DIR/ch1.json and DIR/ch1.md.
+Runs 1a–1e and baselines B1–B3 (docs/book.md) and writes DIR/ch1.json and DIR/ch1.md.
 Networks: sigmoid everywhere, quadratic cost, W, b ~ N(0, 1), mini-batch 10, 30 epochs,
 test-set accuracy after each epoch; the book reports the peak of the best of 3 runs.
 B3 (the SVM) takes minutes on 50,000 images, so it runs only with ``--svm``.
@@ -14,14 +14,15 @@ import time
 
 import numpy as np
 
-from experiments import common, numpy_baselines
+from experiments import cli, common, numpy_baselines
 from experiments.common import RunConfig
 from nnjax import data
 
 NETWORK = dict(epochs=30, batch_size=10, init="large", cost="quadratic")
 
 RUNS = [
-    RunConfig("1a", (784, 30, 10), eta=3.0, book=95.42, note="peak, best of 3; epoch 0 ≈ 91.3%", **NETWORK),
+    RunConfig("1a", (784, 30, 10), eta=3.0, book=95.42, note="book: peak of the best of its 3 runs; epoch 0 ≈ 91.3%",
+              **NETWORK),
     RunConfig("1b", (784, 100, 10), eta=3.0, book=96.59, note="peak; large run-to-run variation", **NETWORK),
     RunConfig("1c", (784, 100, 10), eta=0.001, note="learns very slowly: ≈11% → 21% over 30 epochs", **NETWORK),
     RunConfig("1d", (784, 30, 10), eta=100.0, note="stuck near 10%", **NETWORK),
@@ -37,10 +38,9 @@ def quick(cfg: RunConfig) -> RunConfig:
 
 def network_record(cfg: RunConfig, mnist: data.MNIST, seeds, verbose: bool, **fit_options) -> dict:
     per_seed = common.run_seeds(cfg, mnist, seeds, verbose=verbose, **fit_options)
-    first = [r["accuracy"][0] for r in per_seed]
-    final = [r["final"] for r in per_seed]
-    return common.make_record(cfg, per_seed, metric="peak",
-                              first_epoch_mean=float(np.mean(first)), final_mean=float(np.mean(final)))
+    first = [r["accuracy"][0] if r["accuracy"] else None for r in per_seed]
+    return common.make_record(cfg, per_seed, metric="peak", first_epoch_mean=common.mean_of(first),
+                              final_mean=common.mean_of([r["final"] for r in per_seed]))
 
 
 def baseline_record(id_: str, book, note: str, correct: list[int], total: int, seeds, wall_s: float,
@@ -76,7 +76,7 @@ def baselines(mnist: data.MNIST, seeds, *, svm: bool, svm_n: int | None) -> list
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]))
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS))
     p.add_argument("--svm", action="store_true", help="also run B3, the scikit-learn SVM (minutes on 50k)")
     p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
     args = common.parse_args(p, argv)
@@ -98,4 +98,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from experiments import common
+from experiments import cli, common
 from nnjax import autodiff, backprop, data, init
 from nnjax.network import Network, cost
 
@@ -94,9 +94,10 @@ def main(argv=None) -> list[dict]:
          "best": auto_err, "unit": "", "note": f"float32 max abs difference {f32_err:.2e}", "config": {},
          "wall_s": 0.0, **env},
     ]
+    records = [r | common.command_marks(args) for r in records]
     common.report_saved(args.out, "ch2", records)
     return records
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

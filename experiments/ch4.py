@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch4_plots, common
+from experiments import ch4_plots, cli, common
 from nnjax import activations, approximation, backprop, costs, init, optim, train, universality, validate
 from nnjax.approximation import abs_errors, approximate_1d, relu_interpolant, tower_grid
 from nnjax.network import Network
@@ -290,7 +290,7 @@ def run_one(id_: str, cfg: Ch4Config, x, seeds, verbose: bool) -> dict:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]), Ch4Config, checkpoints=False)
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS), Ch4Config, checkpoints=False)
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
@@ -311,4 +311,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

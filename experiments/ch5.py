@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch5_plots, common
+from experiments import ch5_plots, cli, common
 from experiments.common import RunConfig
 from nnjax import activations, backprop, costs, data, init, optim
 from nnjax.network import Network
@@ -216,7 +216,7 @@ def speeds_table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]))
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS))
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
@@ -229,7 +229,7 @@ def main(argv=None) -> list[dict]:
         for cfg in configs:
             per_seed = common.run_seeds(cfg, mnist, seeds, verbose=not args.quiet, **common.fit_options(args))
             records.append(common.make_record(cfg, per_seed, metric="peak",
-                                              final_mean=float(np.mean([r["final"] for r in per_seed]))))
+                                              final_mean=common.mean_of([r["final"] for r in per_seed])))
         if ids & {"5e", "5f", "5h"}:
             tr = mnist.training
             x, y = jnp.asarray(tr.x[:speed_cfg.images]), jnp.asarray(tr.y[:speed_cfg.images])
@@ -246,4 +246,4 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -5,7 +5,8 @@
 
 Runs 6a–6l (docs/book.md) and writes DIR/ch6.json and DIR/ch6.md, DIR/ch6_<id>_filters.npz
 (the conv weights of the best run, for the figures) and DIR/ch6_predictions/<id>_seed<s>.npz
-(each network's test and validation predictions at its final and best-validation epochs).
+(each network's test and validation predictions at its final and best-validation epochs),
+then the figures (`experiments.ch6_plots`; ``--no-plots`` skips them).
 Mini-batch 10, network3's initialisation, L2 scaling, dropout and fixed training order
 unless a config says otherwise. After every epoch each network is evaluated on the
 validation and the test set; the figure reported, as in the book, is the test accuracy
@@ -41,15 +42,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, workers
+from experiments import ch6_plots, cli, common, workers
 from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
 @dataclass(frozen=True)
 class ConvConfig:
-    """One network3-style training run (or ensemble), as BOOK.md's chapter-6 table gives it."""
+    """One network3-style training run (or ensemble), as docs/book.md lists it."""
 
-    id: str  # the BOOK.md id, e.g. "6f"
+    id: str  # the run id (docs/book.md), e.g. "6f"
     convs: tuple[int, ...] = ()  # feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)
     fc: tuple[int, ...] = (100,)  # fully connected hidden layers
     activation: str = "sigmoid"  # σ of conv and hidden layers: sigmoid | tanh | relu
@@ -468,7 +469,8 @@ def cached_data(mnist: data.MNIST):
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0]), ConvConfig)
+    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS), ConvConfig)
+    p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(gradient="autodiff")
     next(a for a in p._actions if a.dest == "gradient").help = (
         "gradient method: jax.grad (autodiff, the default) or nnjax.conv_backprop by hand (backprop; no dropout)")
@@ -490,13 +492,17 @@ def main(argv=None) -> list[dict]:
     datasets = cached_data(data.load_mnist(args.data_dir))
     options = dict(root=root, checkpoint_every=args.checkpoint_every, resume=args.resume)
     if args.workers > 1:
-        return run_workers(configs, seeds, datasets, args, options)
-    with common.saving_on_interrupt(args, "ch6", IDS) as records:
-        for cfg in configs:
-            rec, arrays = run(cfg, datasets(cfg), seeds_of(cfg, seeds), not args.quiet, **options)
-            records.append(rec)
-            write(args, records, [(rec, arrays)])  # after every row: finished rows survive
-    print(common.markdown_table(records))
+        records = run_workers(configs, seeds, datasets, args, options)
+    else:
+        with common.saving_on_interrupt(args, "ch6", IDS) as records:
+            for cfg in configs:
+                rec, arrays = run(cfg, datasets(cfg), seeds_of(cfg, seeds), not args.quiet, **options)
+                records.append(rec)
+                write(args, records, [(rec, arrays)])  # after every row: finished rows survive
+        print(common.markdown_table(records))
+    if records and not args.no_plots:
+        for png in ch6_plots.plot_all(Path(args.out) / "ch6.json", data_dir=args.data_dir):
+            print(f"wrote {png}")
     return records
 
 
@@ -584,4 +590,4 @@ def run_job(spec: dict, args) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

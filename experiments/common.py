@@ -1,6 +1,6 @@
 """What every chapter's experiment script shares: configs, runs over seeds, results files.
 
-An experiment is a list of `RunConfig`s, one per BOOK.md id. `run_seeds` trains one
+An experiment is a list of `RunConfig`s, one per run id (docs/book.md lists them all). `run_seeds` trains one
 config for several seeds and `make_record` turns the outcome into the results record
 all chapters use:
 
@@ -36,7 +36,8 @@ from typing import Any, Callable, Sequence
 import jax
 import numpy as np
 
-from nnjax import activations, autodiff, backprop, costs, data, init, network, optim, train, validate
+from experiments import cli
+from nnjax import activations, autodiff, backprop, checkpoint, costs, data, guard, init, network, optim, train, validate
 from nnjax.network import Network
 
 
@@ -44,7 +45,7 @@ from nnjax.network import Network
 class RunConfig:
     """One training run of a fully connected network, as the book specifies it."""
 
-    id: str  # the BOOK.md id, e.g. "1a"
+    id: str  # the run id (docs/book.md), e.g. "1a"
     sizes: tuple[int, ...]  # neurons per layer, input first
     eta: float  # learning rate η
     epochs: int  # passes over the training data
@@ -214,10 +215,18 @@ def percent(correct: int, total: int) -> float:
     return 100.0 * correct / total
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
-    """best, mean and (population) std of per-seed results in percent."""
-    v = np.asarray(values, dtype=float)
+def summary(values: Sequence[float | None]) -> dict[str, float | None]:
+    """best, mean and (population) std of per-seed results in percent; a seed without a
+    value (diverged before its first epoch ended) is left out, and with none all are None."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if not v.size:
+        return {"best": None, "mean": None, "std": None}
     return {"best": float(v.max()), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def mean_of(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are there (None for none), e.g. the final accuracies of seeds."""
+    return summary(values)["mean"]
 
 
 def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[dict], None]:
@@ -272,7 +281,10 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
     the shuffling key. ``optimizer`` defaults to `optimizer_for` (plain SGD with η unless
     the config regularises or uses momentum).
     With ``checkpoint_dir``, seed s of run ``cfg.id`` checkpoints into
-    ``checkpoint_dir/<id>/seed<s>`` (see `nnjax.train.fit`), and ``resume`` continues there.
+    ``checkpoint_dir/<id>/seed<s>`` (see `nnjax.train.fit`), and ``resume`` continues there;
+    a resumed seed's wall time adds the training seconds of the epochs run before.
+    A seed stopped by the NaN guard is a result, not an error: its entry holds the finished
+    epochs and ``"diverged"`` (the epoch, the step and the guard's message).
     """
     net = cfg.network()
     grad = gradient_fn(net, cfg.gradient)
@@ -288,6 +300,7 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
         show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
         start = time.perf_counter()
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
+        before = resumed_epochs(ckpt) if resume else 0
         try:
             _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
                                 epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
@@ -298,19 +311,40 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
                                 checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
                                 checkpoint_config=pinned | {"seed": s}, resume=resume)
         except train.Interrupted as stop:
-            if stop.history["epoch"]:
-                out.append(seed_result(s, stop.history, time.perf_counter() - start, **sizes)
+            if stop.history.get("epoch"):
+                out.append(seed_result(s, stop.history, wall_time(start, stop.history, before), **sizes)
                            | {"epochs_done": len(stop.history["epoch"])})
             raise Interrupted([make_record(cfg, out, interrupted=True)] if out else []) from None
-        out.append(seed_result(s, hist, time.perf_counter() - start, **sizes))
+        except guard.NonFiniteError as stop:
+            out.append(seed_result(s, stop.history, wall_time(start, stop.history, before), **sizes)
+                       | {"diverged": {"epoch": stop.epoch, "step": stop.step, "message": str(stop)}})
+            if verbose:
+                print(f"[{cfg.id} seed {s}] diverged: {stop}", flush=True)
+            continue
+        resumed = {"resumed_after": before} if before else {}
+        out.append(seed_result(s, hist, wall_time(start, hist, before), **sizes) | resumed)
     return out
 
 
+def resumed_epochs(ckpt: Path | None) -> int:
+    """How many epochs the newest checkpoint in ``ckpt`` holds (0 without one): where a resume starts."""
+    found = checkpoint.list_checkpoints(ckpt) if ckpt is not None else []
+    return int(found[-1].stem.split("-")[1]) if found else 0
+
+
+def wall_time(start: float, hist: dict, before: int) -> float:
+    """Seconds since ``start``, plus the training seconds of the ``before`` epochs a resumed run
+    had finished in earlier processes (their evaluation time is not recorded)."""
+    return time.perf_counter() - start + sum(hist.get("seconds", [])[:before])
+
+
 def seed_result(seed: int, hist: dict, wall_s: float, n_train: int, n_eval: int) -> dict:
-    """One seed's entry of a record: its history and the accuracies in percent."""
-    acc = [percent(c, n_eval) for c in hist["evaluation_accuracy"]]
-    return {"seed": seed, "peak": max(acc), "peak_epoch": int(np.argmax(acc)), "final": acc[-1], "accuracy": acc,
-            "history": hist, "wall_s": wall_s, "n_train": n_train, "n_eval": n_eval}
+    """One seed's entry of a record: its history and the accuracies in percent (peak and
+    final are None when no epoch finished, as for a run that diverged in its first)."""
+    acc = [percent(c, n_eval) for c in hist.get("evaluation_accuracy", [])]
+    return {"seed": seed, "peak": max(acc, default=None), "peak_epoch": int(np.argmax(acc)) if acc else None,
+            "final": acc[-1] if acc else None, "accuracy": acc, "history": hist, "wall_s": wall_s,
+            "n_train": n_train, "n_eval": n_eval}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -322,31 +356,72 @@ class Interrupted(KeyboardInterrupt):
         self.records = records
 
 
+class Results(list):
+    """A script's list of finished records; each record added is stamped with what the
+    command changed from the book's settings (`command_marks`), so that every file
+    written from it says so."""
+
+    def __init__(self, marks: dict):
+        super().__init__()
+        self.marks = marks
+
+    def append(self, record: dict) -> None:
+        super().append(record | self.marks)
+
+    def extend(self, records) -> None:
+        super().extend(r | self.marks for r in records)
+
+    def __iadd__(self, records):
+        self.extend(records)
+        return self
+
+
+def command_marks(args: argparse.Namespace) -> dict:
+    """What a record must say about the command that made it: ``"quick"`` (a smoke run) and
+    ``"modified"`` (the ``--set`` assignments); empty at the book's settings."""
+    marks = {"quick": True} if getattr(args, "quick", False) else {}
+    return marks | ({"modified": list(args.set)} if getattr(args, "set", None) else {})
+
+
 @contextlib.contextmanager
 def saving_on_interrupt(args: argparse.Namespace, chapter: str, ids: Sequence[str]):
-    """Collect a script's finished records in the list this yields; on Ctrl-C, write them
-    and the interrupted run's finished epochs (`Interrupted`) to DIR/chapter.json, say in
-    one line what was saved and how to continue, and exit with status 130."""
-    records: list[dict] = []
+    """Collect a script's finished records in the `Results` list this yields, and never lose them.
+
+    On Ctrl-C, write them and the interrupted run's finished epochs (`Interrupted`) to
+    DIR/chapter.json, say in one line what was saved and how to continue, and exit with
+    status 130. On any other exception, write the finished records, say where, and let
+    the exception go on.
+    """
+    records = Results(command_marks(args))
     try:
         yield records
     except KeyboardInterrupt as stop:
-        partial = stop.records if isinstance(stop, Interrupted) else []
-        saved = records + partial
-        if saved and args.merge:
-            saved = merge_saved(args.out, chapter, saved, ids)
+        partial = [r | records.marks for r in stop.records] if isinstance(stop, Interrupted) else []
         what = f"{len(records)} finished record(s)" + (
             f" and the finished epochs of {', '.join(r['id'] for r in partial)}" if partial else "")
-        where = f"saved {what} to {write_results(args.out, chapter, saved)}" if saved else "nothing had finished"
+        where = f"saved {what} to {save_finished(args, chapter, records + partial, ids)}" if records or partial \
+            else "nothing had finished"
         ckpt = getattr(args, "checkpoint_dir", None)
-        how = (f"run the same command with --resume to continue from the checkpoints in {ckpt}" if ckpt else
+        how = (f"run the same command with --resume to continue from the checkpoints in {ckpt}"
+               if ckpt and Path(ckpt).is_dir() else
                "rerun to start again (with --checkpoint-dir DIR a run can be continued with --resume)")
         print(f"interrupted: {where}; {how}", file=sys.stderr, flush=True)
         raise SystemExit(130) from None
+    except Exception:
+        if records:
+            print(f"stopped by the error below; saved the {len(records)} finished record(s) to "
+                  f"{save_finished(args, chapter, list(records), ids)}", file=sys.stderr, flush=True)
+        raise
+
+
+def save_finished(args: argparse.Namespace, chapter: str, records: list[dict], ids: Sequence[str]) -> Path:
+    """Write a stopped script's finished records (with the saved ones of other ids under
+    ``--merge``) to DIR/chapter.json; return its path."""
+    return write_results(args.out, chapter, merge_saved(args.out, chapter, records, ids) if args.merge else records)
 
 
 def make_record(cfg: RunConfig, per_seed: list[dict], metric: str = "peak", **extra) -> dict:
-    """The results record of one BOOK.md row from its per-seed runs."""
+    """The results record of one run id (row of docs/book.md) from its per-seed runs."""
     return {
         "id": cfg.id,
         "book": cfg.book,
@@ -378,15 +453,50 @@ def formatted(r: dict) -> tuple[str, str, str]:
     return book, best, ms
 
 
+def marks(r: dict) -> list[str]:
+    """What a reader must know before comparing a record with the book: a smoke run, a
+    modified config, an interrupted, resumed or diverged run."""
+    out = ["smoke run (--quick)"] * bool(r.get("quick"))
+    if r.get("modified"):
+        out.append("modified: --set " + " --set ".join(r["modified"]))
+    per_seed = [p for p in r.get("per_seed", []) if isinstance(p, dict)]
+    if r.get("interrupted"):
+        epochs = r.get("config", {}).get("epochs", "?")
+        out.append("interrupted: " + ", ".join(f"seed {p['seed']} stopped after {p['epochs_done']} of {epochs} epochs"
+                                               for p in per_seed if "epochs_done" in p))
+    if any(p.get("resumed_after") for p in per_seed):
+        out.append("resumed from checkpoints (wall time includes the earlier epochs)")
+    for p in per_seed:
+        if p.get("diverged"):
+            d = p["diverged"]
+            at = f"step {d['step']}" if d.get("step") is not None else f"epoch {d['epoch']}"
+            out.append(f"seed {p['seed']} diverged at {at} (NaN guard), after {len(p.get('accuracy', []))} epochs")
+    return out
+
+
+def comparable(r: dict) -> bool:
+    """Whether a record ran at the book's settings, so that its figure may be set beside the book's."""
+    return not (r.get("quick") or r.get("modified"))
+
+
+def book_cell(r: dict, book: str) -> str:
+    """The book's figure as a table cell, marked when the record is not comparable with it."""
+    return book if comparable(r) or book == "–" else f"{book} (not comparable)"
+
+
+def note_cell(r: dict) -> str:
+    """A record's note with its `marks` first, as table text."""
+    return cell("; ".join(marks(r) + [r["note"]] * bool(r.get("note"))))
+
+
 def markdown_table(records: list[dict]) -> str:
-    """Book against ours, one row per record."""
+    """Book against ours, one row per record; "seeds" is how many runs "ours best" is the best of."""
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
         book, best, ms = formatted(r)
-        metric, note = (cell(r.get(k, "")) for k in ("metric", "note"))
-        lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
-                     f"{metric} | {r['wall_s']:.1f} | {note} |")
+        lines.append(f"| {r['id']} | {book_cell(r, book)} | {best} | {ms} | {len(r.get('seeds', []))} | "
+                     f"{cell(r.get('metric', ''))} | {r['wall_s']:.1f} | {note_cell(r)} |")
     dev = records[0]["device"] if records else ""
     lines.append(f"\nDevice: {dev}; jax {jax.__version__}; {environment()['machine']}.")
     return "\n".join(lines) + "\n"
@@ -437,13 +547,24 @@ def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], i
     return sorted(saved + records, key=lambda r: order.get(r["id"].split()[0], len(order)))
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """The options every chapter script takes; parse them with `parse_args`."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are two lines (what was wrong, where help is) with
+    status 2 (`cli`), not the whole usage text."""
+
+    def error(self, message: str):
+        cli.fail(message, "(--help lists every option and config field)")
+
+
+def base_parser(description: str, ids: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The options every chapter script takes (``ids``: its run ids, listed under ``--only``);
+    parse them with `parse_args`."""
+    p = Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every run")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per run (default 3): seeds 0..N-1")
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
-    p.add_argument("--only", default=None, help="comma-separated BOOK.md ids to run (default: all)")
+    p.add_argument("--only", default=None, metavar="IDS",
+                   help="comma-separated run ids to run (default: all)" + (f": {', '.join(ids)}" if ids else "")
+                        + "; docs/book.md gives each one's settings and the book's figure")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
                    help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
@@ -453,6 +574,7 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(COMPILE_CACHE_ENV) or None,
                    help="keep compiled programs in DIR for later runs (JAX's persistent compilation cache; "
                         f"default: ${COMPILE_CACHE_ENV}, else none)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
@@ -487,9 +609,18 @@ def parse_args(p: argparse.ArgumentParser, argv=None, default_checkpoints: bool 
     args = p.parse_args(argv)
     if getattr(args, "resume", False) and args.checkpoint_dir is None and not default_checkpoints:
         p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
+    if (getattr(args, "checkpoint_dir", None) and not args.resume and not default_checkpoints
+            and holds_checkpoints(args.checkpoint_dir)):  # (a script with its own runs folder checks per run)
+        p.error(f"--checkpoint-dir {args.checkpoint_dir} already holds checkpoints of an earlier run: add --resume "
+                "to continue them, or give an empty directory")
     if args.compile_cache:
         use_compile_cache(args.compile_cache)
     return args
+
+
+def holds_checkpoints(directory: str | os.PathLike) -> bool:
+    """Whether any run's checkpoint is somewhere under ``directory``."""
+    return any(Path(directory).rglob("epoch-*.ckpt"))
 
 
 def use_compile_cache(directory: str | os.PathLike) -> None:
@@ -523,9 +654,31 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Se
 
 def prepare(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence, quick: Callable) -> list:
     """``configs`` as this command runs them: shrunk by ``quick`` under ``--quick``, with
-    ``--gradient`` and then ``--set`` applied (`check_args`)."""
-    return check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
-                                for c in configs])
+    ``--gradient`` and then ``--set`` applied (`check_args`), each checked against MNIST's
+    shapes before any data is loaded (`fits_mnist`)."""
+    prepared = check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
+                                    for c in configs])
+    for c in prepared:
+        if problem := fits_mnist(c):
+            p.error(f"run {c.id}: {problem}")
+    return prepared
+
+
+MNIST_SHAPE = {"inputs": 784, "classes": 10, "train_size": 50_000, "eval_size": 10_000}
+
+
+def fits_mnist(cfg) -> str:
+    """Why a config cannot train on MNIST (784 pixels, 10 digits, 50,000 training and 10,000
+    validation or test images), or "" if it can; known without loading the data."""
+    sizes = getattr(cfg, "sizes", None)
+    if sizes and sizes[0] != MNIST_SHAPE["inputs"]:
+        return f"sizes={','.join(map(str, sizes))}: the input layer must have 784 neurons (MNIST's 28×28 pixels)"
+    if sizes and sizes[-1] != MNIST_SHAPE["classes"]:
+        return f"sizes={','.join(map(str, sizes))}: the output layer must have 10 neurons (MNIST's 10 digits)"
+    for field in ("train_size", "eval_size"):
+        if (getattr(cfg, field, None) or 0) > MNIST_SHAPE[field]:
+            return f"{field}={getattr(cfg, field)}: MNIST has only {MNIST_SHAPE[field]:,} images there"
+    return ""
 
 
 def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
@@ -535,5 +688,6 @@ def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
     wanted = {s.strip() for s in only.split(",") if s.strip()}
     unknown = sorted(wanted - set(known))
     if unknown or not wanted:
-        raise SystemExit(f"error: --only {only!r}: unknown run id(s) {unknown}; this chapter has {list(known)}")
+        raise cli.UsageError(f"--only {only!r}: unknown run id(s) {unknown}; this chapter has {', '.join(known)} "
+                             "(docs/book.md describes each)")
     return wanted

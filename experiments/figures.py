@@ -8,12 +8,11 @@ Chapter 6's grid of misclassified digits needs MNIST's test images (``--data-dir
 ``$NNJAX_DATA_DIR``); chapter 2 reports numbers only.
 """
 
-import argparse
 import time
 from functools import partial
 from pathlib import Path
 
-from experiments import bench_plots, ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots
+from experiments import bench_plots, ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots, cli, common
 
 
 def plotters(data_dir=None) -> dict:
@@ -38,9 +37,10 @@ def regenerate(results: Path, data_dir=None, verbose: bool = True) -> list[Path]
 
 
 def main(argv=None) -> list[Path]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = common.Parser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="directory holding the chN.json files (default: results)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     results = Path(args.results)
     if not results.is_dir():
@@ -54,4 +54,4 @@ def main(argv=None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

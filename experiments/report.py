@@ -1,11 +1,11 @@
-"""The reproduction report: every BOOK.md row, the book's figure beside ours, with plots.
+"""The reproduction report: every run id of docs/book.md, the book's figure beside ours, with plots.
 
     python -m experiments.report [--results DIR] [--out FILE]             # read saved results
     python -m experiments.report --run [--quick] [--seeds N] [--results DIR]   # run, then report
 
 Without ``--run`` it only reads DIR/chN.json (default ``results``), redraws the figures
 (`experiments.figures`) and writes DIR/REPORT.md: one table per chapter with every row of
-BOOK.md (rows never run say so), our best and mean ± std over seeds, the seeds, device and
+docs/book.md (rows never run say so), our best and mean ± std over seeds, the seeds, device and
 wall time, then the chapter's figures. ``--run`` first runs every chapter script with
 ``--merge`` (hours at the book's settings on a CPU; ``--quick`` runs the seconds-long
 versions into DIR/quick unless ``--results`` says otherwise, so saved full results are
@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from experiments import ch1_reference, common, figures
+from experiments import ch1_reference, cli, common, figures
 
 CHAPTERS = {
     "ch1": "Chapter 1: network.py's sigmoid networks and the baselines",
@@ -33,12 +33,12 @@ HEADER = ["| id | book | ours best | mean ± std | seeds | metric | device | wal
 
 
 def row_of(id_: str) -> str:
-    """The BOOK.md row a record belongs to: "3m/eta=0.25" → "3m", "5f 2 hidden" → "5f"."""
+    """The run id (docs/book.md) a record belongs to: "3m/eta=0.25" → "3m", "5f 2 hidden" → "5f"."""
     return id_.split("/")[0].split(" ")[0]
 
 
 def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
-    """Table rows for every BOOK.md id of a chapter (from its script's IDS) and every saved record."""
+    """Table rows for every run id of a chapter (from its script's IDS) and every saved record."""
     module = importlib.import_module(f"experiments.{chapter}")
     ids = getattr(module, "IDS", None) or list(dict.fromkeys(row_of(r["id"]) for r in records))
     book = {c.id: c.book for c in getattr(module, "RUNS", [])}
@@ -53,9 +53,9 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
             continue
         for r in by_row[id_]:
             b, best, ms = common.formatted(r)
-            lines.append(f"| {r['id']} | {b} | {best} | {ms} | {len(r.get('seeds', []))} | "
+            lines.append(f"| {r['id']} | {common.book_cell(r, b)} | {best} | {ms} | {len(r.get('seeds', []))} | "
                          f"{common.cell(r.get('metric', ''))} | {r.get('device', '')} | {r.get('wall_s', 0):.0f} | "
-                         f"{common.cell(r.get('note', ''))} |")
+                         f"{common.note_cell(r)} |")
     return lines
 
 
@@ -71,7 +71,7 @@ def reference_section(results: Path, records: list[dict]) -> list[str]:
 def report(results: Path, pngs: list[Path]) -> str:
     """The Markdown report of the saved results in ``results``, linking the figures ``pngs``."""
     parts = ["# Reproduction report", "",
-             "Every row of BOOK.md: the book's figure and ours (best over seeds, and mean ± std).",
+             "Every run id of docs/book.md: the book's figure and ours (best over seeds, and mean ± std).",
              "Made by `python -m experiments.report` from the saved results beside this file.", ""]
     machines, versions = set(), set()
     for chapter, title in CHAPTERS.items():
@@ -100,7 +100,7 @@ def run_all(results: Path, quick: bool, seeds: int, data_dir: str | None) -> Non
 
 
 def main(argv=None) -> str:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = common.Parser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--results", default=None,
@@ -110,6 +110,7 @@ def main(argv=None) -> str:
     p.add_argument("--quick", action="store_true", help="with --run: the seconds-long smoke version of every run")
     p.add_argument("--seeds", type=common.positive_int, default=3, help="with --run: seeds per run (default 3)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     if args.quick and not args.run:
         p.error("--quick only applies with --run (it chooses how the experiments are run)")
@@ -128,4 +129,4 @@ def main(argv=None) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -217,7 +217,7 @@ def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None
     """
     if not resume:
         if existing := list_checkpoints(directory):
-            raise ValueError(f"checkpoint_dir {directory} already holds checkpoints ({existing[-1].name}, ...): "
+            raise CheckpointError(f"checkpoint_dir {directory} already holds checkpoints ({existing[-1].name}, ...): "
                              "pass resume=True (--resume) to continue from them, or use an empty directory")
         return None
     found = restore(directory, like, config=config)
@@ -227,6 +227,6 @@ def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None
         raise CheckpointError(f"{found.path} was written by a run with another key; resume with "
                               "the same key (seed) or use a new checkpoint_dir")
     if found.epoch > epochs:
-        raise ValueError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
+        raise CheckpointError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
                          "ask for at least as many epochs as were run")
     return found

@@ -41,3 +41,13 @@ def test_quick_run_writes_records_and_figures(tmp_path, mnist_dir):
 def test_unknown_id_is_refused():
     with pytest.raises(SystemExit, match="unknown run id"):
         ch3.main(["--only", "3z", "--quick"])
+
+
+def test_a_diverging_run_is_a_recorded_result(tmp_path, mnist_dir):
+    """3n at its quick size overflows (decay factor 1 − ηλ/n = −9): recorded, and the script goes on."""
+    ch3.main(["--quick", "--quiet", "--no-plots", "--out", str(tmp_path), "--only", "3n,3r", "--data-dir", str(mnist_dir)])
+    records = {r["id"]: r for r in json.loads((tmp_path / "ch3.json").read_text())}
+    (seed,) = records["3n"]["per_seed"]
+    assert seed["diverged"]["step"] is not None and "training stopped at step" in seed["diverged"]["message"]
+    assert records["3n"]["best"] is None and records["3r"]["best"] > 0  # the next run still ran
+    assert f"seed 0 diverged at step {seed['diverged']['step']} (NaN guard)" in (tmp_path / "ch3.md").read_text()

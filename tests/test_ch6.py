@@ -38,6 +38,8 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     assert len(ens["per_seed"][0]["member_test_at_best_validation"]) == 2
     assert ens["train_images"] == 1000  # 200 images and their 4 shifts
     assert (tmp_path / "ch6_6c_filters.npz").exists() and (tmp_path / "ch6.md").exists()
+    assert (tmp_path / "ch6_curves.png").exists() and (tmp_path / "ch6_filters_6c.png").exists()  # drawn by ch6 itself
+    assert "smoke run (--quick)" in (tmp_path / "ch6.md").read_text()
     with np.load(tmp_path / "ch6_predictions" / "6l_seed0.npz") as f:  # the vote of the members' predictions
         members, voted = f["members_best_validation_epoch"], f["test_best_validation_epoch"]
         assert members.shape == (2, 2, 500) and voted.shape == (500,)

@@ -1,6 +1,7 @@
 """The run options every experiment script shares: --set with field help, checkpoints and
 --resume, Ctrl-C keeping finished epochs, and the persistent compilation cache."""
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -71,10 +72,10 @@ def interrupt_after(monkeypatch, epoch: int) -> None:
 
 
 def without_timings(obj):
-    """A record with every wall-clock time removed (they differ between runs)."""
+    """A record with every wall-clock time, and the mark of a resumed seed, removed (they differ between runs)."""
     if isinstance(obj, dict):
         return {k: without_timings(v) for k, v in obj.items() if k not in ("seconds", "wall_s", "seconds_per_epoch",
-                                                                           "sweep_wall_s")}
+                                                                           "sweep_wall_s", "resumed_after")}
     if isinstance(obj, list):
         return [without_timings(v) for v in obj]
     return obj
@@ -112,9 +113,13 @@ def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, mon
     (p,) = partial
     assert p["interrupted"] and p["per_seed"][0]["epochs_done"] == 2
     assert p["per_seed"][0]["history"]["epoch"] == [0, 1]
+    assert "interrupted: seed 0 stopped after 2 of 3 epochs" in common.markdown_table(partial)
     assert without_timings(straight) == without_timings(resumed) and "interrupted" not in resumed[0]
     assert final_states(tmp_path / "straight" / "ckpt") == final_states(tmp_path / "stopped" / "ckpt")
     assert len(straight[0]["per_seed"][0]["accuracy"]) == 3
+    seed = resumed[0]["per_seed"][0]  # the wall time spans both processes: at least the training of all 3 epochs
+    assert seed["resumed_after"] == 2 and seed["wall_s"] >= sum(seed["history"]["seconds"])
+    assert "resumed from checkpoints" in (tmp_path / "stopped" / "ch3.md").read_text()
 
 
 @pytest.mark.mnist
@@ -180,3 +185,16 @@ def test_compile_cache_is_found_by_a_second_process(tmp_path, via):
     assert any(cache.iterdir()), "the first process wrote no cache entry"
     value, hits = probe()
     assert value == 7.0 and hits >= 1, "the second process compiled again instead of loading the cache"
+
+
+def test_ctrl_c_offers_to_resume_only_from_checkpoints_that_exist(tmp_path, capsys):
+    for made, offered in ((False, False), (True, True)):
+        ckpt = tmp_path / f"ckpt-{made}"
+        if made:
+            ckpt.mkdir()
+        args = argparse.Namespace(out=str(tmp_path), merge=False, checkpoint_dir=str(ckpt), quick=False, set=[])
+        with pytest.raises(SystemExit) as info:
+            with common.saving_on_interrupt(args, "ch1", ch1.IDS):
+                raise KeyboardInterrupt
+        err = capsys.readouterr().err
+        assert info.value.code == 130 and (f"continue from the checkpoints in {ckpt}" in err) == offered, err
