@@ -68,6 +68,7 @@ class RunConfig:
     halve_eta_after: int | None = None  # η schedule: halve η after this many epochs without a new best
     seeds: int | None = None  # a fixed number of seeds for this run (None: the --seeds option)
     nan_guard: bool = True  # stop at the first NaN/Inf; False runs on with them, as network2.py does
+    dataset: str = "mnist"  # the data: mnist | fashion-mnist | kmnist (set with --dataset)
 
     def __post_init__(self):
         """Check every field before anything runs; errors name the field, expected and got."""
@@ -92,6 +93,8 @@ class RunConfig:
             if not (isinstance(getattr(self, field), str) and getattr(self, field) in choices):
                 raise ValueError(f"RunConfig {self.id}: {field} must be one of {sorted(choices)}, "
                                  f"got {getattr(self, field)!r}")
+        if self.dataset not in data.DATASETS:
+            raise ValueError(f"RunConfig {self.id}: dataset must be one of {list(data.DATASETS)}, got {self.dataset!r}")
         self.network()  # sizes, and the pairing of output layer and cost
 
     def network(self) -> Network:
@@ -195,7 +198,12 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
         "git_commit": git_commit(),
+        "dataset": _command["dataset"],
     }
+
+
+#: The data set of the running command (`parse_args` sets it from --dataset), named in every record.
+_command = {"dataset": "mnist"}
 
 
 def git_commit() -> str:
@@ -372,14 +380,33 @@ def formatted(r: dict) -> tuple[str, str, str]:
     unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
     fmt = ".2f" if unit == "%" else ".4g"
     suffix = "%" if unit == "%" else f" {unit}".rstrip()
-    book = "–" if r.get("book") is None else f"{r['book']:{fmt}}{suffix}"
+    book = "–" if r.get("book") is None or not on_mnist(r) else f"{r['book']:{fmt}}{suffix}"
     best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
     ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
     return book, best, ms
 
 
+def on_mnist(r: dict) -> bool:
+    """Whether a record ran on MNIST, the only data the book's figures are for (records from
+    before data sets were named are MNIST's)."""
+    return r.get("dataset", "mnist") == "mnist"
+
+
+def dataset_table(records: list[dict]) -> str:
+    """Our figures on data other than MNIST, one row per record, naming the data set. No book
+    column and no note: both speak of the book's MNIST runs."""
+    lines = ["| id | data set | ours best | mean ± std | seeds | metric | wall s |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        _, best, ms = formatted(r)
+        lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | {len(r.get('seeds', []))} | "
+                     f"{cell(r.get('metric', ''))} | {r['wall_s']:.1f} |")
+    return "\n".join(lines) + f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; {environment()['machine']}.\n"
+
+
 def markdown_table(records: list[dict]) -> str:
-    """Book against ours, one row per record."""
+    """Book against ours, one row per record (`dataset_table` for data other than MNIST)."""
+    if not all(map(on_mnist, records)):
+        return dataset_table(records)
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -388,7 +415,7 @@ def markdown_table(records: list[dict]) -> str:
         lines.append(f"| {r['id']} | {book} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{metric} | {r['wall_s']:.1f} | {note} |")
     dev = records[0]["device"] if records else ""
-    lines.append(f"\nDevice: {dev}; jax {jax.__version__}; {environment()['machine']}.")
+    lines.append(f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; {environment()['machine']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -445,6 +472,9 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
     p.add_argument("--only", default=None, help="comma-separated BOOK.md ids to run (default: all)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--dataset", choices=data.DATASETS, default="mnist",
+                   help="the data: mnist (default), fashion-mnist or kmnist, each with the book's 50k/10k/10k split "
+                        "(--data-dir then names that data set's folder; the book's figures are shown only for MNIST)")
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
                    help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -489,6 +519,7 @@ def parse_args(p: argparse.ArgumentParser, argv=None, default_checkpoints: bool 
         p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
     if args.compile_cache:
         use_compile_cache(args.compile_cache)
+    _command["dataset"] = args.dataset
     return args
 
 
@@ -523,9 +554,16 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Se
 
 def prepare(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence, quick: Callable) -> list:
     """``configs`` as this command runs them: shrunk by ``quick`` under ``--quick``, with
-    ``--gradient`` and then ``--set`` applied (`check_args`)."""
-    return check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
-                                for c in configs])
+    ``--gradient``, ``--dataset`` and then ``--set`` applied (`check_args`)."""
+    if any(a.startswith("dataset=") for a in args.set):
+        p.error("--set dataset=...: choose the data set with --dataset (the data loaded for every run)")
+    return check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient,
+                                                    **dataset_field(c, args.dataset)) for c in configs])
+
+
+def dataset_field(cfg, dataset: str) -> dict:
+    """``{"dataset": dataset}`` for a config with a dataset field, else nothing (ch4 trains on no images)."""
+    return {"dataset": dataset} if "dataset" in {f.name for f in dataclasses.fields(cfg)} else {}
 
 
 def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
