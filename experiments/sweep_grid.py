@@ -142,7 +142,8 @@ def main(argv=None) -> dict:
               "one_at_a_time_s": None, "config": dataclasses.asdict(cfg), **common.environment()}
     if not args.no_compare:
         single, result["one_at_a_time_s"] = one_at_a_time(cfg, grid, training, evaluation, not args.quiet)
-        result["one_at_a_time_matches"] = single == best
+        result["one_at_a_time_percent"] = [common.percent(b, n_eval) for b in single]
+        result["one_at_a_time_matches"] = single == best  # equal up to float rounding, which vmap may reorder
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"sweep_{args.dataset}.json").write_text(json.dumps(result, indent=1))
