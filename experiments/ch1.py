@@ -82,7 +82,7 @@ def main(argv=None) -> list[dict]:
     args = common.parse_args(p, argv)
     ids = common.parse_only(args.only, IDS)
     configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
-    mnist = data.load_mnist(args.data_dir)
+    mnist = data.load(args.dataset, args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
     with common.saving_on_interrupt(args, "ch1", IDS) as records:
         for c in configs:

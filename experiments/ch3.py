@@ -315,7 +315,7 @@ def main(argv=None) -> list[dict]:
                 + [c for c, _, _ in SWEEPS if c.id in run] + [MORE_DATA] * bool(run & {"3i", "3j"})
                 + [TIMING] * ("S-sweep" in run))
     prepared = dict(zip([c.id for c in selected], common.prepare(p, args, selected, quick)))
-    mnist = data.load_mnist(args.data_dir)
+    mnist = data.load(args.dataset, args.data_dir)
     verbose, fit_options = not args.quiet, common.fit_options(args)
     with common.saving_on_interrupt(args, "ch3", IDS) as records:
         for cfg in RUNS:

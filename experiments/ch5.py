@@ -224,7 +224,7 @@ def main(argv=None) -> list[dict]:
     seeds = list(range(1 if args.quick else args.seeds))
     speed_cfg = QUICK_SPEED if args.quick else SpeedConfig()
     needs_data = ids & {"5a", "5b", "5c", "5d", "5e", "5f", "5h"}
-    mnist = data.load_mnist(args.data_dir) if needs_data else None
+    mnist = data.load(args.dataset, args.data_dir) if needs_data else None
     with common.saving_on_interrupt(args, "ch5", IDS) as records:
         for cfg in configs:
             per_seed = common.run_seeds(cfg, mnist, seeds, verbose=not args.quiet, **common.fit_options(args))

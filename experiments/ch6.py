@@ -74,6 +74,7 @@ class ConvConfig:
     conv_impl: str = "auto"  # auto | im2col | lax (nnjax.conv)
     book: float | None = None  # the book's reported accuracy in percent, if any
     note: str = ""  # what the book says
+    dataset: str = "mnist"  # the data: mnist | fashion-mnist | kmnist (set with --dataset)
 
     def __post_init__(self):
         """Check every field before anything runs; errors name the field, expected and got."""
@@ -101,7 +102,7 @@ CHOICES = {
     "activation": ("sigmoid", "tanh", "relu"), "dropout_mode": ("network3", "inverted"),
     "init": ("network3", "default"), "l2_scaling": convnet.L2_SCALINGS,
     "expand": ("none", "shifts", "shifts+rotate", "shifts+elastic"), "gradient": ("autodiff", "backprop"),
-    "conv_impl": ("auto",) + conv.IMPLS, "ensemble": ("auto", "separate", "vmapped"),
+    "conv_impl": ("auto",) + conv.IMPLS, "ensemble": ("auto", "separate", "vmapped"), "dataset": data.DATASETS,
 }
 CONV2 = dict(convs=(20, 40), activation="relu", eta=0.03, lmbda=0.1)
 BIG = dict(convs=(20, 40), fc=(1000, 1000), activation="relu", eta=0.03, epochs=40, dropout=0.5, expand="shifts")
@@ -340,9 +341,12 @@ def jobs_of(cfg: ConvConfig, seed: int, root: Path | None) -> list[Job]:
 
 
 def training_settings(cfg: ConvConfig) -> dict:
-    """The fields that decide how a network trains (not its row id, epoch count, seeds or ensemble mode)."""
+    """The fields that decide how a network trains (not its row id, epoch count, seeds or ensemble mode).
+
+    MNIST runs leave the data set out, so their checkpoint folders keep the names they had
+    before the data set could be chosen."""
     return {k: v for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("id", "book", "note", "epochs", "ensemble", "seeds")}
+            if k not in ("id", "book", "note", "epochs", "ensemble", "seeds") and (k, v) != ("dataset", "mnist")}
 
 
 def run_dir(root: Path, cfg: ConvConfig, name: str) -> Path:
@@ -489,7 +493,7 @@ def main(argv=None) -> list[dict]:
     root = Path(args.checkpoint_dir) if args.checkpoint_dir else None if args.quick else default_runs_dir()
     if root and not args.resume:
         refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, root)])
-    datasets = cached_data(data.load_mnist(args.data_dir))
+    datasets = cached_data(data.load(args.dataset, args.data_dir))
     options = dict(root=root, checkpoint_every=args.checkpoint_every, resume=args.resume)
     if args.workers > 1:
         records = run_workers(configs, seeds, datasets, args, options)
@@ -583,7 +587,7 @@ def run_job(spec: dict, args) -> dict:
                         for k, v in spec["config"].items()})
     job = Job(cfg, tuple(spec["seeds"]), Path(spec["directory"]))
     try:
-        return train_job(job, prepare_data(cfg, data.load_mnist(args.data_dir)), not args.quiet,
+        return train_job(job, prepare_data(cfg, data.load(cfg.dataset, args.data_dir)), not args.quiet,
                          args.checkpoint_every, resume=True)
     except Stopped:
         raise SystemExit(130) from None

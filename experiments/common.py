@@ -69,6 +69,7 @@ class RunConfig:
     halve_eta_after: int | None = None  # η schedule: halve η after this many epochs without a new best
     seeds: int | None = None  # a fixed number of seeds for this run (None: the --seeds option)
     nan_guard: bool = True  # stop at the first NaN/Inf; False runs on with them, as network2.py does
+    dataset: str = "mnist"  # the data: mnist | fashion-mnist | kmnist (set with --dataset)
 
     def __post_init__(self):
         """Check every field before anything runs; errors name the field, expected and got."""
@@ -93,6 +94,8 @@ class RunConfig:
             if not (isinstance(getattr(self, field), str) and getattr(self, field) in choices):
                 raise ValueError(f"RunConfig {self.id}: {field} must be one of {sorted(choices)}, "
                                  f"got {getattr(self, field)!r}")
+        if self.dataset not in data.DATASETS:
+            raise ValueError(f"RunConfig {self.id}: dataset must be one of {list(data.DATASETS)}, got {self.dataset!r}")
         self.network()  # sizes, and the pairing of output layer and cost
 
     def network(self) -> Network:
@@ -197,6 +200,7 @@ def environment() -> dict[str, Any]:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
         "git_commit": git_commit(),
     }
+
 
 
 def git_commit() -> str:
@@ -432,6 +436,7 @@ def make_record(cfg: RunConfig, per_seed: list[dict], metric: str = "peak", **ex
         "per_seed": per_seed,
         "config": dataclasses.asdict(cfg),
         "wall_s": sum(r["wall_s"] for r in per_seed),
+        **({"dataset": cfg.dataset} if hasattr(cfg, "dataset") else {}),  # (ch4 trains on no images)
         **environment(),
         **extra,
     }
@@ -447,7 +452,7 @@ def formatted(r: dict) -> tuple[str, str, str]:
     unit = r.get("unit", "%")  # accuracies are in percent; a record may name another unit
     fmt = ".2f" if unit == "%" else ".4g"
     suffix = "%" if unit == "%" else f" {unit}".rstrip()
-    book = "–" if r.get("book") is None else f"{r['book']:{fmt}}{suffix}"
+    book = "–" if r.get("book") is None or not on_mnist(r) else f"{r['book']:{fmt}}{suffix}"
     best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
     ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
     return book, best, ms
@@ -489,8 +494,27 @@ def note_cell(r: dict) -> str:
     return cell("; ".join(marks(r) + [r["note"]] * bool(r.get("note"))))
 
 
+def on_mnist(r: dict) -> bool:
+    """Whether a record ran on MNIST, the only data the book's figures are for (records from
+    before data sets were named are MNIST's)."""
+    return r.get("dataset", "mnist") == "mnist"
+
+
+def dataset_table(records: list[dict]) -> str:
+    """Our figures on data other than MNIST, one row per record, naming the data set. No book
+    column and no note: both speak of the book's MNIST runs."""
+    lines = ["| id | data set | ours best | mean ± std | seeds | metric | wall s |", "|---|---|---|---|---|---|---|"]
+    for r in records:
+        _, best, ms = formatted(r)
+        lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | {len(r.get('seeds', []))} | "
+                     f"{cell(r.get('metric', ''))} | {r['wall_s']:.1f} |")
+    return "\n".join(lines) + f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; {environment()['machine']}.\n"
+
+
 def markdown_table(records: list[dict]) -> str:
-    """Book against ours, one row per record; "seeds" is how many runs "ours best" is the best of."""
+    """Book against ours, one row per record (`dataset_table` for data other than MNIST)."""
+    if not all(map(on_mnist, records)):
+        return dataset_table(records)
     lines = ["| id | book | ours best | mean ± std | seeds | metric | wall s | note |",
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -498,7 +522,7 @@ def markdown_table(records: list[dict]) -> str:
         lines.append(f"| {r['id']} | {book_cell(r, book)} | {best} | {ms} | {len(r.get('seeds', []))} | "
                      f"{cell(r.get('metric', ''))} | {r['wall_s']:.1f} | {note_cell(r)} |")
     dev = records[0]["device"] if records else ""
-    lines.append(f"\nDevice: {dev}; jax {jax.__version__}; {environment()['machine']}.")
+    lines.append(f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; {environment()['machine']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -566,6 +590,9 @@ def base_parser(description: str, ids: Sequence[str] = ()) -> argparse.ArgumentP
                    help="comma-separated run ids to run (default: all)" + (f": {', '.join(ids)}" if ids else "")
                         + "; docs/book.md gives each one's settings and the book's figure")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--dataset", choices=data.DATASETS, default="mnist",
+                   help="the data: mnist (default), fashion-mnist or kmnist, each with the book's 50k/10k/10k split "
+                        "(--data-dir then names that data set's folder; the book's figures are shown only for MNIST)")
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop",
                    help="gradient method: hand-derived BP1–BP4 or jax.grad (default backprop)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -654,14 +681,22 @@ def check_args(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Se
 
 def prepare(p: argparse.ArgumentParser, args: argparse.Namespace, configs: Sequence, quick: Callable) -> list:
     """``configs`` as this command runs them: shrunk by ``quick`` under ``--quick``, with
-    ``--gradient`` and then ``--set`` applied (`check_args`), each checked against MNIST's
-    shapes before any data is loaded (`fits_mnist`)."""
-    prepared = check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient)
-                                    for c in configs])
+    ``--gradient``, ``--dataset`` and then ``--set`` applied (`check_args`), each checked
+    against the data's shapes before any data is loaded (`fits_mnist`; every data set here
+    has MNIST's shapes)."""
+    if any(a.startswith("dataset=") for a in args.set):
+        p.error("--set dataset=...: choose the data set with --dataset (the data loaded for every run)")
+    prepared = check_args(p, args, [dataclasses.replace(quick(c) if args.quick else c, gradient=args.gradient,
+                                                        **dataset_field(c, args.dataset)) for c in configs])
     for c in prepared:
         if problem := fits_mnist(c):
             p.error(f"run {c.id}: {problem}")
     return prepared
+
+
+def dataset_field(cfg, dataset: str) -> dict:
+    """``{"dataset": dataset}`` for a config with a dataset field, else nothing (ch4 trains on no images)."""
+    return {"dataset": dataset} if "dataset" in {f.name for f in dataclasses.fields(cfg)} else {}
 
 
 MNIST_SHAPE = {"inputs": 784, "classes": 10, "train_size": 50_000, "eval_size": 10_000}

@@ -1,4 +1,4 @@
-"""Load MNIST, and any dataset in the same IDX layout, with the book's split.
+"""Load MNIST, Fashion-MNIST and KMNIST (or any data set in the same IDX layout) with the book's split.
 
 Chapter 1 of Nielsen's book keeps the first 50,000 of the 60,000 official
 MNIST training images for training, holds out the last 10,000 for validation,
@@ -9,11 +9,14 @@ and uses the official 10,000 ``t10k`` images as the test set.
     mnist.training.x   # (50000, 784) float32 in [0, 1]; 0 = background, 1 = ink
     mnist.training.y   # (50000,) int32 digit labels 0..9
 
-Where the files come from, in order: the ``data_dir`` argument, the
-``NNJAX_DATA_DIR`` environment variable, else the user cache
-(:func:`default_cache_dir`), which is filled from public mirrors on first use.
-Files may be gzipped or raw. Every file is checked before use: the IDX header,
-the payload size and, for MNIST, the SHA-256 of the decompressed bytes.
+:func:`load` does the same for any data set in :data:`DATASETS` (``load("fashion-mnist")``);
+each has its own pinned checksums, cache folder, official download locations and
+environment variable (:func:`source`). Where the files come from, in order: the
+``data_dir`` argument, the data set's environment variable (``NNJAX_DATA_DIR`` for
+MNIST), the user cache (:func:`default_cache_dir`), a folder where a system package
+installs them (Debian's ``dataset-fashion-mnist``), else a download into the cache.
+Files may be gzipped or raw. Every file is checked before use: the IDX header, the
+payload size and, where pinned, the SHA-256 of the decompressed bytes.
 
 This is the only nnjax module that touches files or the network. It keeps no
 state in module globals (callers hold the arrays) and never unpickles anything.
@@ -53,11 +56,46 @@ MNIST_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 
+#: SHA-256 of the decompressed Fashion-MNIST files. Computed here from Debian's package
+#: ``dataset-fashion-mnist`` 0.0~git20200523.55506a9-1. Debian re-gzipped the files (their
+#: gzip headers carry the upload date), so the MD5s that the data set's README gives for
+#: the official .gz files cannot match them; the same four decompressed SHA-256s are pinned
+#: by several public projects that download the official files from Zalando's GitHub
+#: repository and S3 bucket, which is what makes them the official content.
+FASHION_MNIST_SHA256 = {
+    TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+}
+#: The official Fashion-MNIST locations (Zalando's repository, then its S3 bucket).
+FASHION_MNIST_MIRRORS = (
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+)
+#: Where Debian's ``dataset-fashion-mnist`` installs the four .gz files (``dpkg -L``).
+FASHION_MNIST_SYSTEM_DIRS = ("/usr/share/datasets/fashion-mnist",)
+
+#: KMNIST's decompressed SHA-256s are NOT pinned: its files could not be had on the machine
+#: this was written on (no package registry ships them), and we do not pin hashes we could
+#: not compute. Downloads are verified instead against the MD5 of each official .gz file
+#: as torchvision's KMNIST loader pins them (a second public project pins the same four);
+#: copies found on disk get the IDX header and size checks only.
+KMNIST_SHA256: dict[str, str] = {}
+KMNIST_GZ_MD5 = {
+    TRAIN_IMAGES: "bdb82020997e1d708af4cf47b453dcf7",
+    TRAIN_LABELS: "e144d726b3acfaa3e44228e80efcd344",
+    TEST_IMAGES: "5c965bf0a639b31b8f53240b1b52f4d7",
+    TEST_LABELS: "7320c461ea6c1c855c0b718fb2a4b134",
+}
+#: The official KMNIST location (ROIS-DS Center for Open Data in the Humanities).
+KMNIST_MIRRORS = ("https://codh.rois.ac.jp/kmnist/dataset/kmnist/",)
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _IDX_TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "int16",
                    0x0C: "int32", 0x0D: "float32", 0x0E: "float64"}
-_FIX = ("Delete it and download it again (load_mnist re-fetches files missing from its "
-        "cache), or point NNJAX_DATA_DIR at a good copy.")
+_FIX = ("Delete it and download it again (load_mnist and load re-fetch files missing from their "
+        "cache), or point NNJAX_DATA_DIR (MNIST) or the data set's own variable at a good copy.")
 _TIMEOUT_S = 60
 
 
@@ -190,15 +228,46 @@ def load_idx_dataset(directory: str | os.PathLike, *,
     return MNIST(Split(train.x[:k], train.y[:k]), Split(train.x[k:], train.y[k:]), test)
 
 
-def default_cache_dir() -> Path:
-    """Where MNIST is downloaded: ``$NNJAX_CACHE_DIR/mnist``, else
-    ``$XDG_CACHE_HOME/nnjax/mnist``, else ``~/.cache/nnjax/mnist``."""
+class Source(NamedTuple):
+    """Where one IDX data set comes from and how its files are checked."""
+    title: str  # its name in messages, e.g. "Fashion-MNIST"
+    sha256: Mapping[str, str]  # file name -> SHA-256 of the decompressed file (empty: not pinned)
+    gz_md5: Mapping[str, str]  # file name -> MD5 of the official .gz, checked on download without a SHA-256
+    mirrors: tuple[str, ...]  # download locations, tried in order; each serves <base><name>.gz
+    env: str  # the environment variable naming a folder that holds the files
+    system_dirs: tuple[str, ...]  # folders where a system package installs the files
+
+
+#: The data sets :func:`load` knows, by name.
+DATASETS = ("mnist", "fashion-mnist", "kmnist")
+
+
+def source(name: str) -> Source:
+    """The :class:`Source` of data set ``name`` (one of :data:`DATASETS`).
+
+    Built on each call from the module's tables, so that a test (or a user) can point
+    them at other files.
+    """
+    sources = {
+        "mnist": Source("MNIST", MNIST_SHA256, {}, MNIST_MIRRORS, "NNJAX_DATA_DIR", ()),
+        "fashion-mnist": Source("Fashion-MNIST", FASHION_MNIST_SHA256, {}, FASHION_MNIST_MIRRORS,
+                                "NNJAX_FASHION_MNIST_DIR", FASHION_MNIST_SYSTEM_DIRS),
+        "kmnist": Source("KMNIST", KMNIST_SHA256, KMNIST_GZ_MD5, KMNIST_MIRRORS, "NNJAX_KMNIST_DIR", ()),
+    }
+    if name not in sources:
+        raise ValueError(f"unknown data set {name!r}; choose one of {list(DATASETS)}")
+    return sources[name]
+
+
+def default_cache_dir(name: str = "mnist") -> Path:
+    """Where data set ``name`` is downloaded: ``$NNJAX_CACHE_DIR/<name>``, else
+    ``$XDG_CACHE_HOME/nnjax/<name>``, else ``~/.cache/nnjax/<name>``."""
     root = os.environ.get("NNJAX_CACHE_DIR")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
         root = base / "nnjax"
-    return Path(root).expanduser() / "mnist"
+    return Path(root).expanduser() / name
 
 
 def _urlopen(url: str):
@@ -206,13 +275,20 @@ def _urlopen(url: str):
     return urllib.request.urlopen(url, timeout=_TIMEOUT_S)
 
 
-def _fetch_verified(url: str, directory: Path, name: str, sha256: str) -> None:
-    """Stream ``url`` into a temp file in ``directory``; rename it into place once verified."""
+def _fetch_verified(url: str, directory: Path, name: str, sha256: str | None, md5: str | None = None) -> None:
+    """Stream ``url`` into a temp file in ``directory``; rename it into place once verified.
+
+    Verified means: a valid IDX file whose decompressed bytes hash to ``sha256``, or, when
+    no SHA-256 is pinned, whose bytes as served hash to the published ``md5``.
+    """
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.{os.getpid()}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, _urlopen(url) as response:
             shutil.copyfileobj(response, out)
         raw = Path(tmp).read_bytes()
+        if sha256 is None and md5 is not None and hashlib.md5(raw).hexdigest() != md5:
+            raise DataError(f"{url}: MD5 of the bytes received is {hashlib.md5(raw).hexdigest()}; "
+                            f"expected the published {md5}. The file is corrupt or a different version.")
         _decode_idx(raw, url, sha256, fix="")
         final = directory / (f"{name}.gz" if raw[:2] == _GZIP_MAGIC else name)
         os.replace(tmp, final)
@@ -238,68 +314,95 @@ def _remove_stale_parts(directory: Path) -> None:
             pass
 
 
-def download_mnist(cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | None = None) -> Path:
-    """Download the MNIST files missing from ``cache_dir``, trying each mirror in turn.
+def download_dataset(name: str, cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | None = None) -> Path:
+    """Download the files of data set ``name`` missing from ``cache_dir``, trying each mirror in turn.
 
-    Each file is checked against :data:`MNIST_SHA256` before it is atomically
-    renamed into place; nothing half-written is left on failure, and the part
-    file of a download that was killed outright is removed here. Defaults to
-    :data:`MNIST_MIRRORS`. Returns ``cache_dir``; raises :class:`DataError`
-    listing every URL tried and why it failed.
+    Each file is verified (its pinned SHA-256, else the published MD5 of its .gz) before
+    it is atomically renamed into place; nothing half-written is left on failure, and the
+    part file of a download that was killed outright is removed here. ``mirrors``
+    defaults to the data set's official locations. Returns ``cache_dir``; raises
+    :class:`DataError` listing every URL tried and why it failed.
     """
+    src = source(name)
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(cache_dir)
-    mirrors = MNIST_MIRRORS if mirrors is None else tuple(mirrors)
-    for name in FILE_NAMES:
-        if _find(cache_dir, name) is not None:
+    mirrors = src.mirrors if mirrors is None else tuple(mirrors)
+    for file in FILE_NAMES:
+        if _find(cache_dir, file) is not None:
             continue
         failures = []
         for base in mirrors:
-            url = f"{base.rstrip('/')}/{name}.gz"
+            url = f"{base.rstrip('/')}/{file}.gz"
             try:
-                _fetch_verified(url, cache_dir, name, MNIST_SHA256[name])
+                _fetch_verified(url, cache_dir, file, src.sha256.get(file), src.gz_md5.get(file))
                 break
             except Exception as e:  # network, HTTP or verification error: next mirror
                 failures.append(f"  {url}: {type(e).__name__}: {e}")
         else:
-            raise DataError(f"could not download {name}.gz into {cache_dir}; tried:\n"
+            raise DataError(f"could not download {src.title}'s {file}.gz into {cache_dir}; tried:\n"
                             + "\n".join(failures or ["  (no mirrors given)"]))
     return cache_dir
 
 
+def download_mnist(cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | None = None) -> Path:
+    """:func:`download_dataset` for MNIST: every file is checked against :data:`MNIST_SHA256`;
+    ``mirrors`` defaults to :data:`MNIST_MIRRORS`."""
+    return download_dataset("mnist", cache_dir, mirrors=mirrors)
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
+    """Load data set ``name`` (one of :data:`DATASETS`) with the book's 50,000 / 10,000 / 10,000 split.
+
+    The first 50,000 official training images train, the last 10,000 validate, and the
+    official test set tests (chapter 1). Looks in ``data_dir`` if given, else in the data
+    set's environment variable's folder if set (:func:`source`; ``NNJAX_DATA_DIR`` for
+    MNIST); files missing there are an error (nothing is downloaded). Otherwise uses the
+    cache (:func:`default_cache_dir`) if it holds all four files, else the first system
+    folder that does (Debian's ``dataset-fashion-mnist``), else downloads the missing
+    files into the cache when ``download`` is true. Pinned SHA-256s are verified.
+    """
+    src = source(name)
+    env = os.environ.get(src.env)
+    if data_dir is not None or env:
+        where = "the data_dir argument" if data_dir is not None else src.env
+        directory = Path(data_dir if data_dir is not None else env).expanduser()
+        if missing := _missing(directory):
+            raise DataError(
+                f"{src.title} files missing from {directory} (given by {where}): "
+                f"{', '.join(missing)} (raw or .gz); nothing was downloaded because a "
+                f"directory was given. Copy the four files there, set {src.env} or "
+                "pass data_dir to a directory that has them, or unset "
+                f"{src.env} and pass no data_dir to let nnjax download them into "
+                f"{default_cache_dir(name)}.")
+        return load_idx_dataset(directory, checksums=src.sha256)
+    directory = default_cache_dir(name)
+    if missing := _missing(directory):
+        installed = next((Path(d) for d in src.system_dirs if not _missing(Path(d))), None)
+        if installed is not None:
+            return load_idx_dataset(installed, checksums=src.sha256)
+        system = "".join(f", {d} (incomplete or absent)" for d in src.system_dirs)
+        looked = (f"Looked in: the data_dir argument (not passed), {src.env} (not set), "
+                  f"the cache {directory} (missing {', '.join(missing)}){system}.")
+        how = (f"To provide {src.title}, set {src.env} or pass data_dir to a directory with "
+               "the four IDX files (raw or .gz), or copy them into the cache")
+        if not download:
+            raise DataError(f"{src.title} not found and download=False. {looked} {how}, "
+                            "or call it again with download=True.")
+        try:
+            download_dataset(name, directory)
+        except (DataError, OSError) as e:
+            raise DataError(f"{src.title} not found and the download failed. {looked}\n{e}\n"
+                            f"{how}, or retry when a mirror is reachable.") from e
+    return load_idx_dataset(directory, checksums=src.sha256)
+
+
 def load_mnist(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
-    """Load MNIST with the book's 50,000 / 10,000 / 10,000 split.
+    """:func:`load` for MNIST: the book's 50,000 / 10,000 / 10,000 split.
 
     Looks in ``data_dir`` if given, else in ``$NNJAX_DATA_DIR`` if set; files
     missing there are an error (nothing is downloaded). Otherwise uses
     :func:`default_cache_dir`, downloading missing files into it when
     ``download`` is true. Every file's decompressed SHA-256 is verified.
     """
-    env = os.environ.get("NNJAX_DATA_DIR")
-    if data_dir is not None or env:
-        where = "the data_dir argument" if data_dir is not None else "NNJAX_DATA_DIR"
-        directory = Path(data_dir if data_dir is not None else env).expanduser()
-        if missing := _missing(directory):
-            raise DataError(
-                f"MNIST files missing from {directory} (given by {where}): "
-                f"{', '.join(missing)} (raw or .gz); nothing was downloaded because a "
-                "directory was given. Copy the four files there, set NNJAX_DATA_DIR or "
-                "pass data_dir to a directory that has them, or unset NNJAX_DATA_DIR and "
-                f"pass no data_dir to let nnjax download them into {default_cache_dir()}.")
-        return load_idx_dataset(directory, checksums=MNIST_SHA256)
-    directory = default_cache_dir()
-    if missing := _missing(directory):
-        looked = (f"Looked in: the data_dir argument (not passed), NNJAX_DATA_DIR (not set), "
-                  f"the cache {directory} (missing {', '.join(missing)}).")
-        how = ("To provide MNIST, set NNJAX_DATA_DIR or pass data_dir to a directory with "
-               "the four IDX files (raw or .gz), or copy them into the cache")
-        if not download:
-            raise DataError(f"MNIST not found and download=False. {looked} {how}, "
-                            "or call load_mnist(download=True).")
-        try:
-            download_mnist(directory)
-        except (DataError, OSError) as e:
-            raise DataError(f"MNIST not found and the download failed. {looked}\n{e}\n"
-                            f"{how}, or retry when a mirror is reachable.") from e
-    return load_idx_dataset(directory, checksums=MNIST_SHA256)
+    return load("mnist", data_dir, download=download)
