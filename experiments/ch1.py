@@ -44,34 +44,35 @@ def network_record(cfg: RunConfig, mnist: data.MNIST, seeds, verbose: bool, **fi
 
 
 def baseline_record(id_: str, book, note: str, correct: list[int], total: int, seeds, wall_s: float,
-                    config: dict) -> dict:
+                    config: dict, dataset: str) -> dict:
     acc = [common.percent(c, total) for c in correct]
     return {
         "id": id_, "book": book, "note": note, "metric": "accuracy",
         **common.summary(acc), "seeds": list(seeds),
         "per_seed": [{"seed": s, "accuracy": a} for s, a in zip(seeds, acc)],
-        "config": config, "wall_s": wall_s, **common.environment(),
+        "config": config, "wall_s": wall_s, "dataset": dataset, **common.environment(),
     }
 
 
-def baselines(mnist: data.MNIST, seeds, *, svm: bool, svm_n: int | None) -> list[dict]:
+def baselines(mnist: data.MNIST, seeds, *, svm: bool, svm_n: int | None, dataset: str = "mnist") -> list[dict]:
+    """B1–B3 on ``mnist`` (the data set named ``dataset``)."""
     tr, te = mnist.training, mnist.test
     records = []
     start = time.perf_counter()
     guesses = [int(round(numpy_baselines.random_guess_accuracy(te.y, np.random.default_rng(s)) * len(te.y)))
                for s in seeds]
     records.append(baseline_record("B1", None, "random guess ≈ 10%", guesses, len(te.y), seeds,
-                                   time.perf_counter() - start, {"method": "uniform random digit"}))
+                                   time.perf_counter() - start, {"method": "uniform random digit"}, dataset))
     start = time.perf_counter()
     dark = numpy_baselines.average_darkness(tr.x, tr.y, te.x, te.y)
     records.append(baseline_record("B2", 22.25, "nearest mean darkness per digit", [dark], len(te.y), [0],
-                                   time.perf_counter() - start, {"method": "average darkness"}))
+                                   time.perf_counter() - start, {"method": "average darkness"}, dataset))
     if svm:
         start = time.perf_counter()
         correct = numpy_baselines.svm_baseline(tr.x, tr.y, te.x, te.y, n_train=svm_n)
         records.append(baseline_record("B3", 94.35, f"SVC(rbf, C=1, gamma=1/784) on {svm_n or len(tr.y)} images",
                                        [correct], len(te.y), [0], time.perf_counter() - start,
-                                       {"method": "sklearn SVC", "C": 1.0, "gamma": 1 / 784, "n_train": svm_n}))
+                                       {"method": "sklearn SVC", "C": 1.0, "gamma": 1 / 784, "n_train": svm_n}, dataset))
     return records
 
 
@@ -90,7 +91,7 @@ def main(argv=None) -> list[dict]:
         if ids & {"B1", "B2", "B3"}:
             svm = "B3" in ids and (args.svm or args.only is not None)
             svm_n = args.svm_n or (1000 if args.quick else None)
-            records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n) if r["id"] in ids]
+            records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n, dataset=args.dataset) if r["id"] in ids]
     if args.merge:
         records = common.merge_saved(args.out, "ch1", records, IDS)
     common.report_saved(args.out, "ch1", records)

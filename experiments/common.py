@@ -491,7 +491,7 @@ def book_cell(r: dict, book: str) -> str:
 
 def note_cell(r: dict) -> str:
     """A record's note with its `marks` first, as table text."""
-    return cell("; ".join(marks(r) + [r["note"]] * bool(r.get("note"))))
+    return cell("; ".join(marks(r) + ([r["note"]] if r.get("note") else [])))
 
 
 def on_mnist(r: dict) -> bool:

@@ -131,7 +131,7 @@ def test_ctrl_c_while_loading_data_is_one_line(tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "load_mnist", interrupted)
+    monkeypatch.setattr(data, "load", interrupted)
     with pytest.raises(SystemExit) as info:
         cli.run(ch1.main, ["--quick", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
