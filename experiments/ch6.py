@@ -4,9 +4,10 @@
                               [--workers W] [--resume] [--checkpoint-dir DIR] [--set field=value ...]
 
 Runs 6a–6l (docs/book.md) and writes DIR/ch6.json and DIR/ch6.md, DIR/ch6_<id>_filters.npz
-(the conv weights of the best run, for the figures) and DIR/ch6_predictions/<id>_seed<s>.npz
-(each network's test and validation predictions at its final and best-validation epochs),
-then the figures (`experiments.ch6_plots`; ``--no-plots`` skips them).
+(the conv weights of the best run, for the figures), DIR/ch6_networks/<hash>/seed<s>_<E>epochs.npz
+(each finished network's result: its test and validation predictions at its best-validation
+and last epochs, its conv filters, and its histories as JSON), then the figures
+(`experiments.ch6_plots`; ``--no-plots`` skips them).
 Mini-batch 10, network3's initialisation, L2 scaling, dropout and fixed training order
 unless a config says otherwise. After every epoch each network is evaluated on the
 validation and the test set; the figure reported, as in the book, is the test accuracy
@@ -21,7 +22,8 @@ trained once for both; the ensemble votes with its members' saved predictions. W
 Full runs (not --quick) checkpoint every epoch into $NNJAX_RUNS_DIR, else ~/.cache/nnjax/runs
 (outside the work tree), under ch6/<hash of the training settings>/seed<s>; ``--resume``
 continues every unfinished run from its newest checkpoint and reads finished ones back
-without training, so the same command, rerun, picks up where it stopped. ``--workers 2``
+from DIR/ch6_networks (or their last checkpoint) without training, so the same command,
+rerun, picks up where it stopped; committed network files let a later clone go on. ``--workers 2``
 trains two networks at once, each in its own process pinned to one core with XLA
 single-threaded (the fastest way to use a 2-core CPU, results/bench_ch6.md); the results
 files are rewritten after every finished network.
@@ -319,25 +321,31 @@ def vmapped(cfg: ConvConfig) -> bool:
 
 @dataclass(frozen=True)
 class Job:
-    """One training program: a network (or a vmapped ensemble) of ``cfg`` from ``seeds``, checkpointed in ``directory``."""
+    """One training program: a network (or a vmapped ensemble) of ``cfg`` from ``seeds``,
+    checkpointed in ``directory`` while it trains and kept in the file ``stored`` once finished."""
 
     cfg: ConvConfig
     seeds: tuple[int, ...]
     directory: Path | None
+    stored: Path | None = None
 
 
-def jobs_of(cfg: ConvConfig, seed: int, root: Path | None) -> list[Job]:
+def jobs_of(cfg: ConvConfig, seed: int, root: Path | None, store: Path | None = None) -> list[Job]:
     """The programs behind seed ``seed`` of a row: one network, or an ensemble's members.
 
-    The checkpoint directory is named by a hash of the settings that decide training
-    (not the row id, the epoch count or the ensemble), so a separately trained ensemble
-    member and the single-network run of the same seed are one job, trained once.
+    Checkpoint folders (under ``root``) and stored results (under ``store``) are named by a
+    hash of the settings that decide training (not the row id, the epoch count or the
+    ensemble), so a separately trained ensemble member and the single-network run of the
+    same seed are one job, trained once.
     """
+    def job(c: ConvConfig, seeds: tuple[int, ...]) -> Job:
+        name = "seed" + "-".join(map(str, seeds))
+        return Job(c, seeds, root and run_dir(root, c, name), store and stored_file(store, c, name))
+
     members = tuple(cfg.members * seed + i for i in range(cfg.members))
     if cfg.members == 1 or vmapped(cfg):
-        return [Job(cfg, members, root and run_dir(root, cfg, "seed" + "-".join(map(str, members))))]
-    single = dataclasses.replace(cfg, members=1)
-    return [Job(single, (m,), root and run_dir(root, single, f"seed{m}")) for m in members]
+        return [job(cfg, members)]
+    return [job(dataclasses.replace(cfg, members=1), (m,)) for m in members]
 
 
 def training_settings(cfg: ConvConfig) -> dict:
@@ -349,25 +357,70 @@ def training_settings(cfg: ConvConfig) -> dict:
             if k not in ("id", "book", "note", "epochs", "ensemble", "seeds") and (k, v) != ("dataset", "mnist")}
 
 
+def settings_hash(cfg: ConvConfig) -> str:
+    """12 hex digits of the SHA-256 of `training_settings`: the name of a network's folders."""
+    return hashlib.sha256(json.dumps(training_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
 def run_dir(root: Path, cfg: ConvConfig, name: str) -> Path:
-    """``root``/ch6/<hash of `training_settings`>/``name``."""
-    digest = hashlib.sha256(json.dumps(training_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
-    return Path(root) / "ch6" / digest / name
+    """``root``/ch6/<`settings_hash`>/``name``: where a network's checkpoints go while it trains."""
+    return Path(root) / "ch6" / settings_hash(cfg) / name
+
+
+STORE = "ch6_networks"
+
+
+def stored_file(store: Path, cfg: ConvConfig, name: str) -> Path:
+    """``store``/<`settings_hash`>/``name``_<epochs>epochs.npz: a finished network's `result`.
+
+    These files live with the results (DIR/ch6_networks), not with the checkpoints: they
+    are small (predictions and conv filters, no FC weights), so they can be committed, and
+    every row, the 6l vote included, can be rebuilt from them on any machine, any day."""
+    return Path(store) / settings_hash(cfg) / f"{name}_{cfg.epochs}epochs.npz"
+
+
+def store_result(path: Path, r: dict) -> None:
+    """Write a finished `result` to ``path`` (atomically): its arrays, and the rest as JSON."""
+    arrays = {f"filters_{i}": np.asarray(f) for i, f in enumerate(r["filters"])}
+    for when, p in r["predictions"].items():
+        arrays[f"validation_{when}"], arrays[f"test_{when}"] = p[0], p[1]
+    scalars = {k: v for k, v in r.items() if k not in ("filters", "predictions")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, result=np.array(json.dumps(scalars)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_result(path: Path) -> dict:
+    """The `result` that `store_result` wrote to ``path``."""
+    with np.load(path) as f:
+        r = json.loads(str(f["result"]))
+        r["filters"] = [f[f"filters_{i}"] for i in range(sum(k.startswith("filters_") for k in f.files))]
+        r["predictions"] = {when: np.stack([f[f"validation_{when}"], f[f"test_{when}"]])
+                            for when in ("best_validation_epoch", "last_epoch")}
+    return r
 
 
 def finished(job: Job) -> bool:
-    """Whether the job's newest checkpoint holds all its epochs."""
-    return job.directory is not None and checkpoint.saved_epochs(job.directory) == job.cfg.epochs
+    """Whether the job's result is stored, or its newest checkpoint holds all its epochs."""
+    return ((job.stored is not None and job.stored.exists())
+            or (job.directory is not None and checkpoint.saved_epochs(job.directory) == job.cfg.epochs))
 
 
 def train_job(job: Job, datasets, verbose: bool, checkpoint_every: int = 1, resume: bool = False) -> dict:
-    """Train (or read back, when finished) one job; its last `result`. Ctrl-C: `Stopped` with the result so far."""
+    """Train one job, or with ``resume`` read it back when finished; its last `result`, stored
+    in ``job.stored`` once all epochs are done. Ctrl-C: `Stopped` with the result so far."""
+    if resume and job.stored is not None and job.stored.exists():
+        return load_result(job.stored)
     r = None
     try:
         for r in train_members(job.cfg, datasets, list(job.seeds), verbose, job.directory, checkpoint_every, resume):
             pass
     except KeyboardInterrupt:
         raise Stopped(r) from None
+    if job.stored is not None and r["epochs_done"] == job.cfg.epochs:
+        store_result(job.stored, r)
     return r
 
 
@@ -380,16 +433,18 @@ class Stopped(KeyboardInterrupt):
 
 
 def run(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool = True, root: Path | None = None,
-        checkpoint_every: int = 1, resume: bool = False, finished_only: bool = False) -> tuple[dict | None, dict]:
+        checkpoint_every: int = 1, resume: bool = False, finished_only: bool = False,
+        store: Path | None = None) -> tuple[dict | None, dict]:
     """The results record of one row, and its arrays (`record`).
 
-    Each seed's jobs (`jobs_of`) train in turn; ``finished_only`` trains nothing and uses
-    the seeds whose jobs have all finished (None when there are none yet). On Ctrl-C,
-    `common.Interrupted` carries the record of the finished seeds and epochs.
+    Each seed's jobs (`jobs_of`) train in turn, checkpointed under ``root`` and stored
+    under ``store``; ``finished_only`` trains nothing and uses the seeds whose jobs have
+    all finished (None when there are none yet). On Ctrl-C, `common.Interrupted` carries
+    the record of the finished seeds and epochs.
     """
     per_seed = []
     for s in seeds:
-        jobs = jobs_of(cfg, s, root)
+        jobs = jobs_of(cfg, s, root, store)
         if finished_only and not all(map(finished, jobs)):
             continue
         results = []
@@ -399,19 +454,20 @@ def run(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool = True, root:
         except Stopped as stop:
             done = per_seed + ([{"seed": s, **stop.result}] if stop.result and len(jobs) == 1 else [])
             raise common.Interrupted([record(cfg, done, datasets, interrupted=True)[0]] if done else []) from None
-        per_seed.append({"seed": s, **(results[0] if len(jobs) == 1 else vote(results, datasets))})
+        networks = {"networks": [str(j.stored.relative_to(store.parent)) for j in jobs]} if store else {}
+        per_seed.append({"seed": s, **(results[0] if len(jobs) == 1 else vote(results, datasets)), **networks})
     return record(cfg, per_seed, datasets) if per_seed else (None, {})
 
 
 def vote(members: list[dict], datasets) -> dict:
-    """A separately trained ensemble's result: the plurality vote of its members' saved predictions.
+    """A separately trained ensemble's result: the plurality vote of its members' stored predictions.
 
     The headline is the vote of each member's predictions at its own best-validation epoch
     (each member as the book would report it); "final_test" votes at the last epochs.
     """
     (_, _), (_, yv), (_, yt) = datasets
     out = {"seeds": [m["seeds"][0] for m in members], "member_" + METRIC: [m[METRIC] for m in members],
-           "predictions": {}, "filters": members[0]["filters"], "wall_s": sum(m["wall_s"] for m in members),
+           "filters": members[0]["filters"], "wall_s": sum(m["wall_s"] for m in members),
            "epochs_done": min(m["epochs_done"] for m in members),
            "git_commits": sorted({c for m in members for c in m["git_commits"]}),
            "history": {f"member_{k}": [list(v) for v in zip(*(m["history"][k] for m in members))]
@@ -419,8 +475,6 @@ def vote(members: list[dict], datasets) -> dict:
     for when in ("best_validation_epoch", "last_epoch"):
         stacked = np.stack([m["predictions"][when] for m in members])  # (members, 2, n)
         pred_v, pred_t = (np.asarray(ensemble.plurality_vote(jnp.asarray(stacked[:, i]))) for i in (0, 1))
-        out["predictions"][when] = np.stack([pred_v, pred_t]).astype(np.uint8)
-        out["predictions"]["members_" + when] = stacked
         if when == "best_validation_epoch":
             out |= {METRIC: percent(pred_t, yt), "best_validation": percent(pred_v, yv),
                     "errors": [[int(i), int(yt[i]), int(pred_t[i])] for i in np.flatnonzero(pred_t != np.asarray(yt))]}
@@ -430,9 +484,8 @@ def vote(members: list[dict], datasets) -> dict:
 
 
 def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[dict, dict]:
-    """The results record of per-seed results, and its arrays: the best run's conv filters and each seed's predictions."""
-    arrays = {"filters": max(per_seed, key=lambda r: r[METRIC])["filters"],
-              "predictions": {r["seed"]: r["predictions"] for r in per_seed}}
+    """The results record of per-seed results, and its arrays: the best run's conv filters."""
+    arrays = {"filters": max(per_seed, key=lambda r: r[METRIC])["filters"]}
     per_seed = [{k: v for k, v in r.items() if k not in ("filters", "predictions")} for r in per_seed]
     seconds = [t for r in per_seed for t in r["history"].get("seconds", [])]
     seconds += [t for r in per_seed for row in r["history"].get("member_seconds", []) for t in row]
@@ -442,22 +495,11 @@ def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[di
 
 
 def save_row(out: Path, rec: dict, arrays: dict) -> None:
-    """A row's arrays beside its JSON record: DIR/ch6_<id>_filters.npz (conv layers of the best run) and
-    DIR/ch6_predictions/<id>_seed<s>.npz: "validation_<when>" and "test_<when>" for when = best_validation_epoch
-    and last_epoch, and for a separate ensemble its members' as "members_<when>" (members, 2, n)."""
+    """A row's arrays beside its JSON record: DIR/ch6_<id>_filters.npz, the conv layers of its best run.
+    (Each network's predictions are in its stored result, `stored_file`, named in the record's per-seed "networks".)"""
     out.mkdir(parents=True, exist_ok=True)
     if arrays["filters"]:
         np.savez(out / f"ch6_{rec['id']}_filters.npz", *arrays["filters"])
-    folder = out / "ch6_predictions"
-    folder.mkdir(exist_ok=True)
-    for seed, predictions in arrays["predictions"].items():
-        saved = {}
-        for when, p in predictions.items():
-            if when.startswith("members_"):
-                saved[when] = p
-            else:
-                saved[f"validation_{when}"], saved[f"test_{when}"] = p[0], p[1]
-        np.savez_compressed(folder / f"{rec['id']}_seed{seed}.npz", **saved)
 
 
 def cached_data(mnist: data.MNIST):
@@ -491,10 +533,11 @@ def main(argv=None) -> list[dict]:
     configs = common.prepare(p, args, sorted((c for c in RUNS if c.id in ids), key=lambda c: order.index(c.id)), quick)
     seeds = parse_seed_list(p, args.seed_list) if args.seed_list else list(range(1 if args.quick else args.seeds))
     root = Path(args.checkpoint_dir) if args.checkpoint_dir else None if args.quick else default_runs_dir()
+    store = Path(args.out) / STORE
     if root and not args.resume:
-        refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, root)])
+        refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, root, store)])
     datasets = cached_data(data.load(args.dataset, args.data_dir))
-    options = dict(root=root, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    options = dict(root=root, store=store, checkpoint_every=args.checkpoint_every, resume=args.resume)
     if args.workers > 1:
         records = run_workers(configs, seeds, datasets, args, options)
     else:
@@ -526,11 +569,14 @@ def parse_seed_list(p, text: str) -> list[int]:
 
 
 def refuse_existing(p, jobs: list[Job]) -> None:
-    """Without --resume, stop before training if a job already has checkpoints (one line, what to do)."""
-    started = [j for j in jobs if checkpoint.saved_epochs(j.directory)]
+    """Without --resume, stop before training if a job already has checkpoints or a stored result (one line, what to do)."""
+    started = [j for j in jobs if checkpoint.saved_epochs(j.directory) or (j.stored and j.stored.exists())]
     if started:
-        p.error(f"{len(started)} run(s) already have checkpoints (e.g. {started[0].cfg.id} seed {started[0].seeds[0]} "
-                f"in {started[0].directory}): add --resume to continue them, or --checkpoint-dir DIR to start afresh")
+        j = started[0]
+        where = j.stored if j.stored and j.stored.exists() else j.directory
+        p.error(f"{len(started)} run(s) already have checkpoints or a stored result (e.g. {j.cfg.id} seed {j.seeds[0]} "
+                f"in {where}): add --resume to continue or reuse them, or choose another --checkpoint-dir and --out "
+                "to start afresh")
 
 
 def write(args, records: list[dict], rows: list[tuple[dict, dict]]) -> Path:
@@ -546,14 +592,15 @@ def write(args, records: list[dict], rows: list[tuple[dict, dict]]) -> Path:
 def run_workers(configs, seeds, datasets, args, options) -> list[dict]:
     """Train every unfinished job in ``args.workers`` pinned processes; rewrite the results after each one ends."""
     jobs = {}
-    for j in (j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, options["root"])):
-        jobs.setdefault(j.directory, j)  # an ensemble member that is also a listed single run keeps that run's name
+    for j in (j for c in configs for s in seeds_of(c, seeds) for j in jobs_of(c, s, options["root"], options["store"])):
+        jobs.setdefault(j.stored, j)  # an ensemble member that is also a listed single run keeps that run's name
     jobs = list(jobs.values())
     todo = [j for j in jobs if not finished(j)]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} networks already trained; {len(todo)} to train with "
           f"{args.workers} workers", flush=True)
     commands = [["-m", "experiments.ch6", "--job", json.dumps({"config": dataclasses.asdict(j.cfg), "seeds": j.seeds,
-                                                               "directory": str(j.directory)}),
+                                                               "directory": str(j.directory),
+                                                               "stored": str(j.stored)}),
                  "--checkpoint-every", str(args.checkpoint_every)] + ["--quiet"] * args.quiet
                 + (["--data-dir", args.data_dir] if args.data_dir else []) for j in todo]
 
@@ -585,7 +632,7 @@ def run_job(spec: dict, args) -> dict:
     fields = {f.name: f.type for f in dataclasses.fields(ConvConfig)}
     cfg = ConvConfig(**{k: tuple(v) if isinstance(v, list) and "tuple" in str(fields[k]) else v
                         for k, v in spec["config"].items()})
-    job = Job(cfg, tuple(spec["seeds"]), Path(spec["directory"]))
+    job = Job(cfg, tuple(spec["seeds"]), Path(spec["directory"]), Path(spec["stored"]))
     try:
         return train_job(job, prepare_data(cfg, data.load(cfg.dataset, args.data_dir)), not args.quiet,
                          args.checkpoint_every, resume=True)

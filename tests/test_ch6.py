@@ -16,7 +16,7 @@ import pytest
 from experiments import ch6, ch6_plots, common
 from flax import serialization
 
-from nnjax import checkpoint, ensemble
+from nnjax import checkpoint, data, ensemble
 
 
 @pytest.mark.mnist
@@ -40,10 +40,13 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     assert (tmp_path / "ch6_6c_filters.npz").exists() and (tmp_path / "ch6.md").exists()
     assert (tmp_path / "ch6_curves.png").exists() and (tmp_path / "ch6_filters_6c.png").exists()  # drawn by ch6 itself
     assert "smoke run (--quick)" in (tmp_path / "ch6.md").read_text()
-    with np.load(tmp_path / "ch6_predictions" / "6l_seed0.npz") as f:  # the vote of the members' predictions
-        members, voted = f["members_best_validation_epoch"], f["test_best_validation_epoch"]
-        assert members.shape == (2, 2, 500) and voted.shape == (500,)
-        np.testing.assert_array_equal(voted, np.asarray(ensemble.plurality_vote(jnp.asarray(members[:, 1]))))
+    members = [ch6.load_result(tmp_path / f) for f in ens["per_seed"][0]["networks"]]  # each member's stored result
+    assert [m["seeds"] for m in members] == [[0], [1]] and members[0]["predictions"]["last_epoch"].shape == (2, 500)
+    voted = np.asarray(ensemble.plurality_vote(jnp.asarray([m["predictions"]["best_validation_epoch"][1]
+                                                            for m in members])))
+    test_labels = ch6.prepare_data(ch6.quick(ch6.RUNS[0]), data.load_mnist(mnist_dir))[2][1]
+    assert [[i, t, p] for i, t, p in ens["per_seed"][0]["errors"]] == \
+        [[int(i), int(test_labels[i]), int(voted[i])] for i in np.flatnonzero(voted != np.asarray(test_labels))]
     paths = ch6_plots.main(["--out", str(tmp_path), "--data-dir", str(mnist_dir)])
     assert {p.name for p in paths} == {"ch6_errors.png", "ch6_curves.png", "ch6_expansion.png",
                                          "ch6_filters_6c.png", "ch6_filters_6l.png"}
@@ -67,7 +70,7 @@ def test_workers_train_pinned_processes_and_a_rerun_reads_them_back(tmp_path, mn
     ch6.main(argv + ["--out", str(tmp_path / "inline")])
     with pytest.raises(SystemExit, match="2"):  # checkpoints exist and no --resume: refused before training
         ch6.main(argv + ["--out", str(tmp_path / "again")])
-    assert "add --resume to continue them" in capsys.readouterr().err
+    assert "add --resume to continue or reuse them" in capsys.readouterr().err
     ch6.main(argv + ["--out", str(tmp_path / "workers"), "--workers", "2", "--resume"])
     assert "3 of 3 networks already trained; 0 to train" in capsys.readouterr().out
     inline, workers = (json.loads((tmp_path / d / "ch6.json").read_text()) for d in ("inline", "workers"))
@@ -111,6 +114,23 @@ def test_a_separate_ensemble_reads_back_the_single_runs_of_its_seeds(tmp_path, m
     (ens,) = ch6.main(argv + ["--only", "6l", "--resume"])  # its members are 6k's seeds 0 and 1: nothing trains
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.ckpt")) == before
     assert ens["per_seed"][0]["seeds"] == [0, 1]
+
+
+@pytest.mark.mnist
+def test_rows_are_rebuilt_from_stored_networks_without_their_checkpoints(tmp_path, mnist_dir):
+    """Another day, another machine: the checkpoints are gone, the committed results folder is
+    all there is. --resume trains nothing and gives the same rows, the 6l vote included."""
+    argv = ["--quick", "--set", "epochs=2", "--quiet", "--data-dir", str(mnist_dir), "--out", str(tmp_path / "res")]
+    first = ch6.main(argv + ["--only", "6k,6l", "--checkpoint-dir", str(tmp_path / "runs"), "--seed-list", "0"])
+    stored = sorted((tmp_path / "res" / ch6.STORE).rglob("*.npz"))
+    assert [p.name for p in stored] == ["seed0_2epochs.npz", "seed1_2epochs.npz"]  # 6l's members: 6k's seeds 0, 1
+    with pytest.raises(SystemExit, match="2"):  # a stored result without --resume is refused, as checkpoints are
+        ch6.main(argv + ["--only", "6k", "--checkpoint-dir", str(tmp_path / "elsewhere"), "--seed-list", "0"])
+    again = ch6.main(argv + ["--only", "6k,6l", "--checkpoint-dir", str(tmp_path / "new"), "--seed-list", "0",
+                             "--resume"])
+    assert not (tmp_path / "new").exists()  # nothing trained
+    keys = ("per_seed", "best", "seeds")
+    assert [{k: r[k] for k in keys} for r in first] == [{k: r[k] for k in keys} for r in again]
 
 
 def newest_states(root: Path) -> dict[str, bytes]:
