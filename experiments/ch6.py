@@ -449,8 +449,8 @@ def run(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool = True, root:
             continue
         results = []
         try:
-            for job in jobs:
-                results.append(train_job(job, datasets, verbose, checkpoint_every, resume or finished_only))
+            for job in jobs:  # (a job finished by an earlier row of this command, e.g. 6k's for 6l, is read back)
+                results.append(train_job(job, datasets, verbose, checkpoint_every, resume or finished(job)))
         except Stopped as stop:
             done = per_seed + ([{"seed": s, **stop.result}] if stop.result and len(jobs) == 1 else [])
             raise common.Interrupted([record(cfg, done, datasets, interrupted=True)[0]] if done else []) from None
