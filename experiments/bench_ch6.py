@@ -11,6 +11,9 @@ and each keeps its best round. Modes:
 - ``before``: the program before the hand-written backward passes of `nnjax.conv`
   (``jax.grad`` through the plain im2col and max-pool forms), one network, XLA's threads;
 - ``hand_vjp``: today's program (`nnjax.conv`'s custom VJPs), one network, XLA's threads;
+- ``pinned_single``: one such process alone on a quiet machine: ``pinned_pair`` is twice
+  its rate when the two cores do not compete for anything they share (memory bandwidth,
+  the L3 cache);
 - ``pinned_pair`` (and ``before_pinned_pair``): two processes at once, each one network,
   pinned to one core with ``taskset`` and XLA single-threaded, as `experiments.ch6
   --workers 2` trains;
@@ -32,7 +35,7 @@ import time
 
 from experiments import bench, common, workers
 
-MODES = ("before", "hand_vjp", "before_pinned_pair", "pinned_pair", "vmapped_pair", "sharded_pair")
+MODES = ("before", "hand_vjp", "pinned_single", "before_pinned_pair", "pinned_pair", "vmapped_pair", "sharded_pair")
 
 
 @contextlib.contextmanager
@@ -106,6 +109,8 @@ def run_mode(mode: str, net_id: str, steps: int) -> dict:
     """Member-steps per second and CPU seconds per member-step of one mode."""
     if mode in ("before", "hand_vjp"):
         runs = collect([child(net_id, steps, before=mode == "before")])
+    elif mode == "pinned_single":
+        runs = collect([child(net_id, steps, core=0)])
     elif mode in ("pinned_pair", "before_pinned_pair"):
         runs = collect([child(net_id, steps, before=mode.startswith("before"), core=c) for c in (0, 1)])
     elif mode == "vmapped_pair":
@@ -120,7 +125,7 @@ def run_mode(mode: str, net_id: str, steps: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| net | mode | member-steps / s | ms per member-step | CPU ms per member-step | 6k member-epochs / h "
+    lines = ["| net | mode | member-steps / s | ms per member-step | CPU ms per member-step | member-epochs / h "
              "| vs before |", "|---|---|---|---|---|---|---|"]
     for net_id, modes in result["nets"].items():
         base = modes["before"]["member_steps_per_s"] if "before" in modes else None
@@ -134,7 +139,8 @@ def markdown(result: dict) -> str:
     lines.append(f"\n{result['steps']} steps per timing, best of 3 in each process, best of {result['rounds']} "
                  f"interleaved rounds. Member-epochs per hour count 25,000 steps (250,000 images), "
                  f"training only (evaluation adds ~2%). {env['machine']}; {env['device']}; jax {env['jax_version']}; "
-                 f"load average before/after: {result['load_average_before']} / {result['load_average_after']}.")
+                 f"load average before/after: {result['load_average_before']} / {result['load_average_after']}; "
+                 f"code: {env['git_commit']}.")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from experiments import bench, bench_conv, bench_flops, bench_plots, bench_profile, bench_scaling
+from experiments import bench, bench_ch6, bench_conv, bench_flops, bench_plots, bench_profile, bench_scaling
 from nnjax import convnet
 from nnjax.network import num_params
 
@@ -141,3 +141,15 @@ def test_profile_names_the_kernels_of_a_step_in_a_fresh_process(tmp_path):
     assert ops.count("dot_general") >= 4  # two forward products, BP2's and BP4's
     assert all(k["median_us"] > 0 and k["shape"].startswith(("f32[", "s32[")) for k in kernels)
     assert f"| {kernels[0]['kernel']} | {kernels[0]['hlo']} |" in (tmp_path / "bench_profile.md").read_text()
+
+
+@pytest.mark.slow
+def test_bench_ch6_times_a_lone_and_a_pinned_pair_of_networks(tmp_path):
+    result = bench_ch6.main(["--nets", "6g", "--modes", "before,pinned_single,pinned_pair", "--steps", "3",
+                             "--rounds", "1", "--out", str(tmp_path)])
+    modes = result["nets"]["6g"]
+    assert list(modes) == ["before", "pinned_single", "pinned_pair"]
+    assert [len(m["runs"]) for m in modes.values()] == [1, 1, 2]  # the pair: two processes at once
+    assert all(m["member_steps_per_s"] > 0 and m["cpu_s_per_member_step"] > 0 for m in modes.values())
+    table = (tmp_path / "bench_ch6.md").read_text()
+    assert "| 6g | before |" in table and "1.00×" in table and "code: " in table
