@@ -37,6 +37,7 @@ import json
 import os
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -393,12 +394,16 @@ def store_result(path: Path, r: dict) -> None:
 
 
 def load_result(path: Path) -> dict:
-    """The `result` that `store_result` wrote to ``path``."""
-    with np.load(path) as f:
-        r = json.loads(str(f["result"]))
-        r["filters"] = [f[f"filters_{i}"] for i in range(sum(k.startswith("filters_") for k in f.files))]
-        r["predictions"] = {when: np.stack([f[f"validation_{when}"], f[f"test_{when}"]])
-                            for when in ("best_validation_epoch", "last_epoch")}
+    """The `result` that `store_result` wrote to ``path``; a damaged file is a `checkpoint.CheckpointError`."""
+    try:
+        with np.load(path) as f:
+            r = json.loads(str(f["result"]))
+            r["filters"] = [f[f"filters_{i}"] for i in range(sum(k.startswith("filters_") for k in f.files))]
+            r["predictions"] = {when: np.stack([f[f"validation_{when}"], f[f"test_{when}"]])
+                                for when in ("best_validation_epoch", "last_epoch")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise checkpoint.CheckpointError(f"stored network {path} is damaged ({e}): delete it, and --resume "
+                                         "rebuilds it from the network's checkpoints or trains it again") from e
     return r
 
 

@@ -167,3 +167,10 @@ def test_a_killed_background_run_resumes_bit_identically_from_the_runs_folder(tm
     straight, resumed = (json.loads((tmp_path / d / "ch6.json").read_text())[0] for d in ("straight", "killed"))
     assert [r["history"]["test_accuracy"] for r in straight["per_seed"]] == \
         [r["history"]["test_accuracy"] for r in resumed["per_seed"]]
+
+
+def test_a_damaged_stored_network_is_a_clear_error(tmp_path):
+    path = tmp_path / "seed0_40epochs.npz"
+    path.write_bytes(b"not an npz")
+    with pytest.raises(checkpoint.CheckpointError, match="stored network .* is damaged.*delete it"):
+        ch6.load_result(path)
