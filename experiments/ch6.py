@@ -454,8 +454,9 @@ def run(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool = True, root:
             continue
         results = []
         try:
-            for job in jobs:  # (a job finished by an earlier row of this command, e.g. 6k's for 6l, is read back)
-                results.append(train_job(job, datasets, verbose, checkpoint_every, resume or finished(job)))
+            for job in jobs:  # a checkpointed job finished by an earlier row of this command (6k's for 6l) is read back
+                again = resume or finished_only or (root is not None and finished(job))
+                results.append(train_job(job, datasets, verbose, checkpoint_every, again))
         except Stopped as stop:
             done = per_seed + ([{"seed": s, **stop.result}] if stop.result and len(jobs) == 1 else [])
             raise common.Interrupted([record(cfg, done, datasets, interrupted=True)[0]] if done else []) from None

@@ -174,3 +174,13 @@ def test_a_damaged_stored_network_is_a_clear_error(tmp_path):
     path.write_bytes(b"not an npz")
     with pytest.raises(checkpoint.CheckpointError, match="stored network .* is damaged.*delete it"):
         ch6.load_result(path)
+
+
+@pytest.mark.mnist
+def test_a_quick_rerun_trains_again_rather_than_reading_its_stored_networks(tmp_path, mnist_dir):
+    argv = ["--quick", "--only", "6c", "--quiet", "--no-plots", "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
+    ch6.main(argv)
+    (stored,) = (tmp_path / ch6.STORE).rglob("*.npz")
+    before = stored.stat().st_mtime_ns
+    ch6.main(argv)
+    assert stored.stat().st_mtime_ns > before  # written again by a second training, not read back
