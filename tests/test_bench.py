@@ -104,6 +104,7 @@ def test_bench_skips_pytorch_with_a_message_when_it_is_missing(monkeypatch, caps
     assert "PyTorch is not installed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_scaling_curves_are_saved_and_drawn(tmp_path):
     saved = bench_scaling.main(["--quick", "--out", str(tmp_path)])
     curves = json.loads((tmp_path / "bench_scaling.json").read_text())["curves"]
@@ -129,6 +130,7 @@ def test_profile_times_every_piece_and_lever(tmp_path):
     assert "| step, contiguous slices |" in (tmp_path / "bench_profile.md").read_text()
 
 
+@pytest.mark.slow
 def test_profile_names_the_kernels_of_a_step_in_a_fresh_process(tmp_path):
     """The per-kernel table needs XLA:CPU's trace events, switched on before JAX starts: a new process."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}

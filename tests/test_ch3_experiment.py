@@ -9,6 +9,7 @@ from experiments import ch3
 pytestmark = pytest.mark.mnist
 
 
+@pytest.mark.slow
 def test_quick_run_writes_records_and_figures(tmp_path, mnist_dir):
     only = "3a,3d,3c,3k,3m,X-eta-schedule,3i,3j,S-sweep"
     ch3.main(["--quick", "--quiet", "--out", str(tmp_path), "--only", only, "--svm-max", "100",

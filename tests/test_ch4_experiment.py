@@ -7,6 +7,7 @@ import pytest
 from experiments import ch4
 
 
+@pytest.mark.slow
 def test_quick_run_writes_records_and_figures(tmp_path):
     ch4.main(["--quick", "--quiet", "--out", str(tmp_path)])
     records = {r["id"]: r for r in json.loads((tmp_path / "ch4.json").read_text())}

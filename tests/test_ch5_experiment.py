@@ -9,6 +9,7 @@ from experiments import ch5
 pytestmark = pytest.mark.mnist
 
 
+@pytest.mark.slow
 def test_quick_run_writes_records_and_figures(tmp_path, mnist_dir):
     ch5.main(["--quick", "--quiet", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
     records = {r["id"]: r for r in json.loads((tmp_path / "ch5.json").read_text())}

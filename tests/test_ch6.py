@@ -20,6 +20,7 @@ from nnjax import checkpoint, data, ensemble
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     records = ch6.main(["--quick", "--only", "6c,6l", "--out", str(tmp_path), "--quiet", "--data-dir", str(mnist_dir)])
     saved = json.loads((tmp_path / "ch6.json").read_text())
@@ -64,6 +65,7 @@ def test_separate_ensemble_members_are_the_single_runs_of_their_seeds(tmp_path):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_workers_train_pinned_processes_and_a_rerun_reads_them_back(tmp_path, mnist_dir, capsys):
     argv = ["--quick", "--only", "6c,6l", "--set", "epochs=2", "--checkpoint-dir", str(tmp_path / "runs"),
             "--quiet", "--data-dir", str(mnist_dir)]
@@ -106,6 +108,7 @@ def test_backprop_gradient_refuses_dropout_rows():
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_a_separate_ensemble_reads_back_the_single_runs_of_its_seeds(tmp_path, mnist_dir):
     argv = ["--quick", "--set", "epochs=1", "--checkpoint-dir", str(tmp_path / "runs"), "--quiet",
             "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
@@ -117,6 +120,7 @@ def test_a_separate_ensemble_reads_back_the_single_runs_of_its_seeds(tmp_path, m
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_rows_are_rebuilt_from_stored_networks_without_their_checkpoints(tmp_path, mnist_dir):
     """Another day, another machine: the checkpoints are gone, the committed results folder is
     all there is. --resume trains nothing and gives the same rows, the 6l vote included."""
@@ -177,6 +181,7 @@ def test_a_damaged_stored_network_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_a_quick_rerun_trains_again_rather_than_reading_its_stored_networks(tmp_path, mnist_dir):
     argv = ["--quick", "--only", "6c", "--quiet", "--no-plots", "--data-dir", str(mnist_dir), "--out", str(tmp_path)]
     ch6.main(argv)

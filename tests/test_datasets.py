@@ -198,6 +198,7 @@ def test_ch6_mnist_checkpoint_folders_keep_their_names():
 # ---------------------------------------------------------------- the ladder and the sweep
 
 
+@pytest.mark.slow
 def test_ladder_quick_end_to_end(fashion_dir, tmp_path):
     out = tmp_path / "out"
     results = Path(__file__).resolve().parents[1] / "results"

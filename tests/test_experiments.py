@@ -10,6 +10,7 @@ REQUIRED = {"id", "book", "metric", "config", "wall_s", "device", "jax_version"}
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_ch1_quick(mnist_dir, tmp_path, capsys):
     records = ch1.main(["--quick", "--only", "1a,1e,B1,B2", "--out", str(tmp_path),
                         "--data-dir", str(mnist_dir), "--quiet"])
@@ -32,6 +33,7 @@ def test_ch1_refuses_unknown_ids(mnist_dir, tmp_path):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_ch2_quick(mnist_dir, tmp_path):
     records = ch2.main(["--quick", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
     by_id = {r["id"]: r for r in records}

@@ -50,6 +50,7 @@ def test_there_is_one_notebook_per_chapter():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_notebook_runs(path, kernel_env, request):
     nb = jupytext.read(path)
     if "load_mnist" in path.read_text():

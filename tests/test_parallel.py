@@ -29,12 +29,14 @@ def cpu_env(devices: int) -> dict:
 
 
 @pytest.mark.parametrize("check", sorted(set(checks.CHECKS) - {"two_processes"}))
+@pytest.mark.slow
 def test_on_eight_cpu_devices(check):
     out = subprocess.run([sys.executable, CHECKS, check], env=cpu_env(8), cwd=REPO_ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_processes_of_four_devices():
     """The multi-host launch of docs/scale.md, both hosts on this machine."""
     with socket.socket() as s:  # a free port for the coordinator
@@ -82,6 +84,7 @@ def test_errors_say_what_to_do():
         parallel.shard_members({"w": jnp.ones((2, 3)), "b": jnp.ones((3,))}, parallel.mesh(devices=one), "data")
 
 
+@pytest.mark.slow
 def test_parallel_experiment_quick(mnist_dir, capsys):
     from experiments import parallel as experiment
 

@@ -10,6 +10,7 @@ from experiments import reliability
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_reliability_quick(tmp_path, mnist_dir):
     report = reliability.main(["--quick", "--kills", "1", "--processes", "2", "--corrupt", "8", "--downloads", "1",
                                "--trial-seed", "3", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])

@@ -34,6 +34,7 @@ def test_report_refuses_bad_options(tmp_path, capsys):
     assert "--quick only applies with --run" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_writes_quick_results_then_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "CHAPTERS", {"ch4": report.CHAPTERS["ch4"]})  # seconds, no MNIST needed
     text = report.main(["--run", "--quick", "--results", str(tmp_path)])

@@ -123,6 +123,7 @@ def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, mon
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_ch6_ensemble_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, monkeypatch):
     argv = ["--quick", "--only", "6c", "--set", "epochs=3", "--set", "members=2", "--set", "ensemble=vmapped",
             "--data-dir", str(mnist_dir)]
