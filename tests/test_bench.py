@@ -14,6 +14,7 @@ from nnjax import convnet
 from nnjax.network import num_params
 
 
+@pytest.mark.slow
 def test_bench_conv_times_each_variant(tmp_path):
     out = bench_conv.main(["--nets", "6b", "--images", "20", "--rounds", "1", "--variants",
                            "autodiff/im2col,backprop/im2col", "--out", str(tmp_path)])
@@ -73,6 +74,7 @@ def test_counted_products_have_the_networks_weight_shapes(net_id):
     assert [k * n for _, k, n in bench_flops.arch_matmuls(cfg.arch())] == weights
 
 
+@pytest.mark.slow
 def test_bench_writes_a_table_and_json_per_network(tmp_path):
     out = bench.main(["--quick", "--only", "ch1,6b,nnjax,numpy,loop", "--steps", "20", "--slow-steps", "5", "--unroll", "2",
                       "--out", str(tmp_path)])
@@ -119,6 +121,7 @@ def test_scaling_curves_are_saved_and_drawn(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+@pytest.mark.slow
 def test_profile_times_every_piece_and_lever(tmp_path):
     out = bench_profile.main(["--steps", "20", "--rounds", "1", "--out", str(tmp_path)])
     assert "+ backward pass (gradient)" in out["pieces"] and "step, unroll 8" in out["levers"]

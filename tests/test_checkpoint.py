@@ -212,6 +212,7 @@ def test_resume_of_a_finished_run_trains_nothing(tmp_path):
 # ---------------------------------------------------------------- the command line
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_cli_resume_continues_a_run_exactly(tmp_path, mnist_dir):
     from experiments import ch1
 

@@ -218,6 +218,7 @@ def test_ladder_caps_conv_epochs_on_cpu_unless_full():
     assert ladder.milestone("3h", "kmnist", quick=False, full=False).epochs == 60  # FC rows: the book's settings
 
 
+@pytest.mark.slow
 def test_sweep_quick_end_to_end(fashion_dir, tmp_path):
     result = sweep_grid.main(["--quick", "--quiet", "--data-dir", str(fashion_dir), "--out", str(tmp_path)])
     assert len(result["best_validation_percent"]) == 4 and result["dataset"] == "fashion-mnist"

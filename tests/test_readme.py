@@ -17,6 +17,7 @@ README = (REPO_ROOT / "README.md").read_text()
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_first_program_trains_as_printed(mnist_dir, monkeypatch):
     section = README.split("## A first program", 1)[1]
     program = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)

@@ -17,6 +17,7 @@ def test_guide_has_its_recipes():
 
 @pytest.mark.mnist
 @pytest.mark.parametrize("index", range(len(RECIPES)))
+@pytest.mark.slow
 def test_recipe_runs(index, mnist_dir, monkeypatch):
     recipe = RECIPES[index]
     assert len(recipe.strip().splitlines()) <= 20

@@ -106,6 +106,7 @@ def final_states(directory):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, monkeypatch, capsys):
     argv = ["--quick", "--only", "3a", "--set", "epochs=3", "--no-plots", "--data-dir", str(mnist_dir)]
     straight, partial, resumed = stop_and_resume(ch3.main, argv, tmp_path, monkeypatch, "ch3")
@@ -137,6 +138,7 @@ def test_ch6_ensemble_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_ch6_resume_refuses_other_settings(tmp_path, mnist):
     cfg = ch6.quick(ch6.RUNS[2])
     datasets = ch6.prepare_data(cfg, mnist)
