@@ -1,0 +1,107 @@
+"""The refactor of issue 15 must not change what the chapter scripts compute.
+
+tests/golden/ holds records written by the code *before* that refactor (commit named in
+tests/golden/README.md): each ``--quick`` run's accuracy histories, and the parameters
+after one epoch of one run per chapter, read from that run's checkpoint. This test runs
+the same commands with today's code and compares: parameters within float32 rounding
+(1e-5 relative), accuracy histories within 0.1 percentage points.
+
+``python tests/test_behaviour_unchanged.py`` rewrites the golden files (only ever from
+the commit the README names).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from nnjax import checkpoint
+
+GOLDEN = Path(__file__).parent / "golden"
+# (chapter, run id, --quick arguments); every id runs with its first seed only
+QUICK = {
+    "ch1": ["--only", "1a,1b"],
+    "ch3": ["--only", "3b,3g,3h,3m", "--no-plots"],
+    "ch6": ["--only", "6b,6f,6k", "--no-plots"],
+}
+# one run per chapter whose parameters after one epoch are compared
+ONE_EPOCH = {"ch1": "1a", "ch3": "3g", "ch6": "6f"}
+
+pytestmark = [pytest.mark.mnist, pytest.mark.slow]
+
+
+def histories(records: list[dict]) -> dict[str, list[float]]:
+    """Every accuracy series of every record, keyed by record id, seed and series name."""
+    out = {}
+    for r in records:
+        for s in r.get("per_seed", []):
+            for name, series in {**s, **s.get("history", {})}.items():
+                if "accuracy" in name and isinstance(series, list) and all(
+                        isinstance(v, (int, float)) for v in series):
+                    out[f"{r['id']}/seed{s.get('seed')}/{name}"] = [float(v) for v in series]
+    return out
+
+
+def run_chapter(chapter: str, out: Path, extra: list[str]) -> list[dict]:
+    module = __import__(f"experiments.{chapter}", fromlist=["main"])
+    module.main(["--quick", "--seeds", "1", "--quiet", "--out", str(out), *QUICK[chapter], *extra])
+    data = json.loads((out / f"{chapter}.json").read_text())
+    return data["records"] if isinstance(data, dict) else data
+
+
+def params_after_one_epoch(chapter: str, tmp: Path) -> list[np.ndarray]:
+    """The float arrays of ONE_EPOCH[chapter] seed 0's checkpoint after its first epoch.
+
+    Those are its parameters (and, for ch6, copies of its conv weights); scalars, keys
+    and predictions are left out, so the comparison does not depend on how the code
+    arranges the rest of its training state.
+    """
+    ckpts = tmp / "ckpt"
+    module = __import__(f"experiments.{chapter}", fromlist=["main"])
+    module.main(["--quick", "--seeds", "1", "--quiet", "--out", str(tmp / "one"), "--only", ONE_EPOCH[chapter],
+                 "--set", "epochs=1", "--checkpoint-dir", str(ckpts)] + (["--no-plots"] if chapter != "ch1" else []))
+    files = sorted(ckpts.rglob("epoch-000001.ckpt"))
+    assert len(files) == 1, f"expected one checkpoint after one epoch, found {files}"
+    leaves = checkpoint._read(files[0])["leaves"]
+    return [a for a in map(np.asarray, leaves) if a.dtype == np.float32 and a.ndim >= 1]
+
+
+def write_golden(tmp: Path) -> None:
+    GOLDEN.mkdir(exist_ok=True)
+    for chapter in QUICK:
+        records = run_chapter(chapter, tmp / chapter, [])
+        (GOLDEN / f"{chapter}_histories.json").write_text(json.dumps(histories(records), indent=1) + "\n")
+        arrays = params_after_one_epoch(chapter, tmp / f"{chapter}_one")
+        np.savez_compressed(GOLDEN / f"{chapter}_one_epoch.npz", *arrays)
+
+
+@pytest.mark.parametrize("chapter", sorted(QUICK))
+def test_quick_histories_match_the_records_saved_before_the_refactor(chapter, tmp_path):
+    want = json.loads((GOLDEN / f"{chapter}_histories.json").read_text())
+    got = histories(run_chapter(chapter, tmp_path, []))
+    assert sorted(got) == sorted(want)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], atol=0.1, rtol=0, err_msg=name)
+
+
+@pytest.mark.parametrize("chapter", sorted(ONE_EPOCH))
+def test_parameters_after_one_epoch_match_the_records_saved_before_the_refactor(chapter, tmp_path):
+    with np.load(GOLDEN / f"{chapter}_one_epoch.npz") as saved:
+        want = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    got = params_after_one_epoch(chapter, tmp_path)
+    for i, w in enumerate(want):  # each saved array must be matched by one of today's
+        match = next((j for j, g in enumerate(got) if g.shape == w.shape
+                      and np.allclose(g, w, rtol=1e-5, atol=1e-6)), None)
+        assert match is not None, f"{chapter}: saved array {i} {w.shape} has no equal in today's checkpoint"
+        got.pop(match)
+
+if __name__ == "__main__":
+    import tempfile
+
+    jax.config.update("jax_platforms", "cpu")
+    with tempfile.TemporaryDirectory() as d:
+        write_golden(Path(d))
+    sys.exit(0)
