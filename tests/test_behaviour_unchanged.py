@@ -98,6 +98,34 @@ def test_parameters_after_one_epoch_match_the_records_saved_before_the_refactor(
         assert match is not None, f"{chapter}: saved array {i} {w.shape} has no equal in today's checkpoint"
         got.pop(match)
 
+# checkpoints written before the refactor (tests/golden/old_checkpoints, see its README):
+# (chapter, arguments of the run that wrote them after one epoch)
+OLD_RUNS = {
+    "ch1": ["--only", "1a"],
+    "ch6": ["--only", "6f", "--set", "fc=20", "--no-plots"],
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(OLD_RUNS))
+def test_a_checkpoint_written_before_the_refactor_still_resumes(chapter, tmp_path):
+    """Resuming the old one-epoch checkpoint for a second epoch equals two epochs from scratch."""
+    import shutil
+
+    common = ["--quick", "--seeds", "1", "--quiet", "--set", "epochs=2", *OLD_RUNS[chapter]]
+    module = __import__(f"experiments.{chapter}", fromlist=["main"])
+    old = tmp_path / "old"
+    shutil.copytree(GOLDEN / "old_checkpoints" / chapter, old)
+    module.main([*common, "--checkpoint-dir", str(old), "--resume", "--out", str(tmp_path / "resumed")])
+    module.main([*common, "--checkpoint-dir", str(tmp_path / "fresh"), "--out", str(tmp_path / "fresh_out")])
+    resumed, fresh = (sorted(d.rglob("epoch-000002.ckpt")) for d in (old, tmp_path / "fresh"))
+    assert len(resumed) == len(fresh) == 1
+    a, b = (checkpoint._read(f[0])["leaves"] for f in (resumed, fresh))
+    floats = [(np.asarray(x), np.asarray(y)) for x, y in zip(a, b) if not isinstance(x, dict)]
+    assert len(a) == len(b) and floats
+    for x, y in floats:
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
 if __name__ == "__main__":
     import tempfile
 
