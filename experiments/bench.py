@@ -37,7 +37,7 @@ import numpy as np
 
 from experiments import bench_flops, ch1, ch3, ch6, common, numpy_baselines as nb
 from experiments.common import RunConfig
-from nnjax import convnet, data, init, train
+from nnjax import data, init, optim, train
 
 NETWORKS = {"ch1": ("1a", ch1.RUNS), "ch3": ("3g", ch3.RUNS), "6b": ("6b", ch6.RUNS), "6f": ("6f", ch6.RUNS),
             "6k": ("6k", ch6.RUNS)}
@@ -137,7 +137,7 @@ def torch_epoch(cfg, x, y, n: int, repeats: int, scale: float, threads: int) -> 
     else:
         model = bench_torch.torch_net(cfg.convs, cfg.fc, cfg.activation, cfg.dropout)
         loss = bench_torch.cost("log_likelihood")
-        decay = 2 * convnet.l2_factor(cfg.lmbda, n, cfg.batch_size, cfg.l2_scaling)  # ∂(s·λ/2·Σw²)/∂w = s·λ·w
+        decay = cfg.lmbda * optim.decay_per_lambda(n, cfg.l2_scaling, cfg.batch_size)  # ∂(s·λ/2·Σw²)/∂w = s·λ·w
         x = np.transpose(x, (0, 3, 1, 2))  # NHWC → NCHW
     device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"  # beside nnjax
     run = bench_torch.epoch_fn(model, loss, x, y, cfg.eta, decay, cfg.batch_size, device)

@@ -35,10 +35,8 @@ def epoch_fn(arch, variant: str, n: int, eta: float = 0.03, lmbda: float = 0.1, 
     method, impl = variant.split("/")
     net = convnet.build(arch, conv_impl=impl)
     _, params = net.init(jax.random.key(0), (28, 28, 1))
-    l2 = dict(lmbda=lmbda, n=n, batch_size=batch_size)
-    grad = (convnet.make_grad(net.apply, **l2) if method == "autodiff"
-            else conv_backprop.make_grad(arch, impl=impl, **l2))
-    opt = optim.sgd(eta)
+    grad = convnet.make_grad(net.apply) if method == "autodiff" else conv_backprop.make_grad(arch, impl=impl)
+    opt = optim.sgd(eta, lmbda=lmbda, n=n, scaling="network3", batch_size=batch_size)
     return jax.jit(train.make_epoch(grad, opt, batch_size, shuffle=False)), (params, opt.init(params))
 
 

@@ -103,7 +103,7 @@ class ConvConfig:
 
 CHOICES = {
     "activation": ("sigmoid", "tanh", "relu"), "dropout_mode": ("network3", "inverted"),
-    "init": ("network3", "default"), "l2_scaling": convnet.L2_SCALINGS,
+    "init": ("network3", "default"), "l2_scaling": optim.SCALINGS,
     "expand": ("none", "shifts", "shifts+rotate", "shifts+elastic"), "gradient": ("autodiff", "backprop"),
     "conv_impl": ("auto",) + conv.IMPLS, "ensemble": ("auto", "separate", "vmapped"), "dataset": data.DATASETS,
 }
@@ -157,17 +157,26 @@ def prepare_data(cfg: ConvConfig, mnist: data.MNIST):
 
 
 def gradient(cfg: ConvConfig, net, n: int):
-    """The mini-batch gradient of network3's cost for ``net`` on n training images (autodiff or by hand)."""
-    l2 = dict(lmbda=cfg.lmbda, n=n, batch_size=cfg.batch_size, l2_scaling=cfg.l2_scaling)
+    """The mini-batch gradient of network3's log-likelihood for ``net`` (autodiff or by hand); L2 is `optimiser`'s."""
     if cfg.gradient == "autodiff":
-        return convnet.make_grad(net.apply, **l2)
-    return conv_backprop.make_grad(cfg.arch(), impl=cfg.conv_impl, **l2)
+        return convnet.make_grad(net.apply)
+    return conv_backprop.make_grad(cfg.arch(), impl=cfg.conv_impl, dropout_mode=cfg.dropout_mode)
+
+
+def optimiser(cfg: ConvConfig, n: int):
+    """SGD with network3's L2 decay ηλm/n per step (or network2's ηλ/n) on n training images (ch6, ch3).
+
+    λ is always the run's: checkpoints written before L2 moved into the optimiser hold λ = 0.
+    """
+    opt = optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n, scaling=cfg.l2_scaling, batch_size=cfg.batch_size)
+    return opt._replace(update=lambda g, state, params=None: opt.update(
+        g, optim.set_hyperparams(state, lmbda=cfg.lmbda), params))
 
 
 def programs(cfg: ConvConfig, n: int, members: int):
     """The network and the jitted (epoch, outputs) programs; vmapped over members when members > 1."""
     net = convnet.build(cfg.arch(), init=cfg.init, dropout_mode=cfg.dropout_mode, conv_impl=cfg.conv_impl)
-    opt = optim.sgd(cfg.eta)
+    opt = optimiser(cfg, n)
     args = (gradient(cfg, net, n), opt, cfg.batch_size, cfg.shuffle, cfg.dropout > 0)
 
     def outputs(params, x):

@@ -7,13 +7,10 @@ Notation (ch2): z^l = w^l a^{l−1} + b^l, a^l = σ(z^l), δ^l = ∂C/∂z^l.
 - BP3  ∂C/∂b^l_j = δ^l_j
 - BP4  ∂C/∂w^l_jk = a^{l−1}_k δ^l_j          (an outer product δ^l (a^{l−1})ᵀ)
 
-`backprop` follows the book's per-example algorithm; `backprop_matrix` is the fully
-matrix-based form for a whole mini-batch (the chapter's problem), where row i of A^l is
-example i's a^l, so w a becomes A wᵀ and BP4's sum over examples becomes Δᵀ A.
-
-`make_grad` returns the mean gradient over a mini-batch with the same pytree structure
-as ``jax.grad`` of `nnjax.network.cost` (see `nnjax.autodiff`), so training can run on
-either; tests check the two against each other and against finite differences.
+`backprop` is the book's per-example algorithm; `backprop_matrix` is the matrix-based
+form for a whole mini-batch (the chapter's problem), the generic backward pass of
+`nnjax.layers` over `nnjax.network.model`. `make_grad` returns the mean gradient with
+the pytree of ``jax.grad`` of `nnjax.network.cost` (`nnjax.autodiff`).
 """
 
 from typing import Callable
@@ -21,29 +18,18 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from nnjax.network import Network, Params, targets
+from nnjax import layers
+from nnjax.network import Network, Params, model, targets
 
 Array = jax.Array
 GradFn = Callable[[Params, Array, Array], Params]
 
 
-def _forward(params: Params, a: Array, net: Network) -> tuple[list[Array], list[Array]]:
-    """The forward pass, keeping every z^l and a^l (a^0 = x) for the backward pass."""
-    zs, activations = [], [a]
-    last = len(params) - 1
-    for l, layer in enumerate(params):
-        # a mini-batch holds one example per row, so w a + b becomes A wᵀ + b (b per row)
-        z = a @ layer["w"].T + layer["b"][None, :] if a.ndim == 2 else layer["w"] @ a + layer["b"]
-        a = (net.output if l == last else net.activation).fn(z)
-        zs.append(z)
-        activations.append(a)
-    return zs, activations
-
-
 def backprop(params: Params, x: Array, y: Array, net: Network) -> Params:
     """∇C_x for one example x of shape (n_in,) and target vector y (ch2, "the backpropagation algorithm")."""
-    zs, activations = _forward(params, x, net)
-    delta = net.cost.delta(zs[-1], activations[-1], y, net.output)  # BP1
+    z, caches = model(net).forward(params, x, None)  # caches: a^0, z^1, a^1, z^2, ..., a^{L−1}
+    activations, zs = caches[0::2], caches[1::2] + [z]
+    delta = net.cost.delta(z, net.output.fn(z), y, net.output)  # BP1
     grads = []
     for l in range(len(params) - 1, -1, -1):  # l indexes params; layer l+1 in the book
         grads.append({
@@ -58,19 +44,10 @@ def backprop(params: Params, x: Array, y: Array, net: Network) -> Params:
 def backprop_matrix(params: Params, x: Array, y: Array, net: Network) -> Params:
     """Σ_x ∇C_x over a mini-batch x of shape (m, n_in), all examples at once (ch2, problem).
 
-    Δ^l is the (m, n_l) matrix whose row i is example i's δ^l.
+    Row i of Δ^l is example i's δ^l: BP4 summed over examples is (Δ^l)ᵀ A^{l−1}, BP2 is
+    (Δ^{l+1} w^{l+1}) ⊙ σ′(Z^l) (`nnjax.layers.Dense` and `nnjax.layers.Activation`).
     """
-    zs, activations = _forward(params, x, net)
-    delta = net.cost.delta(zs[-1], activations[-1], y, net.output)  # BP1, row by row
-    grads = []
-    for l in range(len(params) - 1, -1, -1):
-        grads.append({
-            "w": delta.T @ activations[l],  # BP4 summed over examples: Σ_x δ^l (a^{l−1})ᵀ
-            "b": jnp.sum(delta, axis=0),  # BP3 summed over examples
-        })
-        if l > 0:
-            delta = (delta @ params[l]["w"]) * net.activation.prime(zs[l - 1])  # BP2, row-wise
-    return tuple(reversed(grads))
+    return layers.backprop(model(net), params, x, lambda z: net.cost.delta(z, net.output.fn(z), y, net.output))
 
 
 def make_grad(net: Network, form: str = "matrix") -> GradFn:

@@ -1,4 +1,4 @@
-"""network3.py's networks (ch6): an architecture as data, its cost with L2, evaluation.
+"""network3.py's networks (ch6): an architecture as data, its cost, evaluation.
 
 An architecture is a tuple of layer specs, hashable and JSON-friendly, e.g. the book's
 conv20 → conv40 → FC100 → softmax net (6d/6f) is ``network3_arch((20, 40), (100,), "relu")``:
@@ -6,16 +6,9 @@ conv20 → conv40 → FC100 → softmax net (6d/6f) is ``network3_arch((20, 40),
     (("conv", 20), ("pool", 2), ("act", "relu"), ("conv", 40), ("pool", 2), ("act", "relu"),
      ("flatten",), ("dense", 100), ("act", "relu"), ("softmax", 10))
 
-`build` turns it into a `nnjax.layers.Layer`; `nnjax.conv_backprop` differentiates the
-same specs by hand. Every conv is 5×5, valid, stride 1.
-
-The training cost is network3.py's: the mean log-likelihood over the mini-batch plus an
-L2 term on the weights (never the biases),
-
-    C = −(1/m) Σ_x ln a^L_{y(x)} + (λ/2)·s·Σ_w w²,
-
-with s = m/n in network3.py (the penalty is divided by the number of mini-batches n/m,
-so each step decays w by ηλm/n) and s = 1/n in network2.py (decay ηλ/n, ch3, eq. 93).
+`build` turns it into a `nnjax.layers.Layer` through `nnjax.layers.SPECS`; every conv is
+5×5, valid, stride 1. The cost is the mean log-likelihood C = −(1/m) Σ_x ln a^L_{y(x)}
+(ch3, eq. 80); network3.py's L2 term is the optimiser's weight decay (`nnjax.optim.sgd`).
 """
 
 from functools import partial
@@ -28,7 +21,6 @@ from nnjax import costs, layers
 from nnjax.network import targets
 
 Array = jax.Array
-L2_SCALINGS = ("network3", "network2")
 
 
 def network3_arch(convs=(), fc=(100,), activation="sigmoid", n_out=10, dropout=0.0) -> tuple:
@@ -49,51 +41,21 @@ def network3_arch(convs=(), fc=(100,), activation="sigmoid", n_out=10, dropout=0
 
 
 def build(arch, *, init: str = "network3", dropout_mode: str = "network3", conv_impl: str = "auto") -> layers.Layer:
-    """The `Layer` for an architecture.
+    """The `Layer` for an architecture, one `nnjax.layers.SPECS` entry per spec.
 
     init: "network3" (FC N(0, 1/n_out), conv N(0, 1/(F·25/pool²))) or "default" (both
     N(0, 1/n_in)); the softmax layer always starts at zero, as in network3.py.
-    dropout_mode: "network3" or "inverted" (see `nnjax.layers.Dropout`).
-    conv_impl: "auto", "im2col" or "lax" (see `nnjax.conv`).
+    dropout_mode: "network3" or "inverted"; conv_impl: "auto", "im2col" or "lax".
     """
     built = []
     for i, spec in enumerate(arch):
         kind, *args = spec
-        if kind == "conv":
-            nxt = arch[i + 1] if i + 1 < len(arch) else ()
-            pool = nxt[1] if nxt[:1] == ("pool",) else 1
-            built.append(layers.Conv(args[0], 5, init, pool, conv_impl))
-        elif kind == "pool":
-            built.append(layers.MaxPool(args[0]))
-        elif kind == "act":
-            built.append(layers.Activation(args[0]))
-        elif kind == "flatten":
-            built.append(layers.Flatten())
-        elif kind == "dense":
-            built.append(layers.Dense(args[0], init))
-        elif kind == "dropout":
-            built.append(layers.Dropout(args[0], dropout_mode))
-        elif kind == "softmax":
-            built.append(layers.Softmax(args[0]))
-        else:
-            raise ValueError(f"unknown layer spec {spec!r} at position {i}; kinds are conv, pool, "
-                             "act, flatten, dense, dropout, softmax")
+        if kind not in layers.SPECS:
+            raise ValueError(f"unknown layer spec {spec!r} at position {i}; kinds are {', '.join(layers.SPECS)}")
+        nxt = tuple(arch[i + 1]) if i + 1 < len(arch) else ()
+        pool = nxt[1] if nxt[:1] == ("pool",) else 1  # network3's conv initialisation counts the pooling
+        built.append(layers.SPECS[kind](*args, init=init, dropout_mode=dropout_mode, conv_impl=conv_impl, pool=pool))
     return layers.serial(*built)
-
-
-def l2(params) -> Array:
-    """Σ w² over every weight array (the leaves named "w"); biases are not penalised."""
-    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-    return sum(jnp.sum(v**2) for path, v in leaves if getattr(path[-1], "key", None) == "w")
-
-
-def l2_factor(lmbda: float, n: int, batch_size: int, scaling: str = "network3") -> float:
-    """The s·λ/2 multiplying Σw² in the cost: λ/2·m/n (network3.py) or λ/2·1/n (network2.py)."""
-    if scaling not in L2_SCALINGS:
-        raise ValueError(f"unknown L2 scaling {scaling!r}; choose one of {L2_SCALINGS}")
-    if lmbda and not (n > 0 and batch_size > 0):
-        raise ValueError(f"L2 needs the training-set size n and mini-batch size, got n={n!r}, batch_size={batch_size!r}")
-    return 0.0 if not lmbda else 0.5 * lmbda * (batch_size if scaling == "network3" else 1) / n
 
 
 def log_likelihood(z: Array, y: Array) -> Array:
@@ -101,20 +63,14 @@ def log_likelihood(z: Array, y: Array) -> Array:
     return jnp.mean(jax.vmap(costs.log_likelihood_fn)(z, z, targets(y, z.shape[-1])))
 
 
-def make_loss(apply, *, lmbda: float = 0.0, n: int = 0, batch_size: int = 0, l2_scaling: str = "network3"):
-    """``loss(params, x, y, key=None)``: network3's mini-batch cost (see the module docstring)."""
-    factor = l2_factor(lmbda, n, batch_size, l2_scaling)
-
-    def loss(params, x, y, key=None):
-        c = log_likelihood(apply(params, x, key), y)
-        return c + factor * l2(params) if factor else c
-
-    return loss
+def make_loss(apply):
+    """``loss(params, x, y, key=None)``: the mean log-likelihood of a mini-batch; a key turns dropout on."""
+    return lambda params, x, y, key=None: log_likelihood(apply(params, x, key), y)
 
 
-def make_grad(apply, **loss_options):
-    """``grad(params, x, y, key=None)``: ∇ of `make_loss`'s cost by ``jax.grad``; a key turns dropout on."""
-    return jax.grad(make_loss(apply, **loss_options))
+def make_grad(apply):
+    """``grad(params, x, y, key=None)``: ∇ of `make_loss`'s cost by ``jax.grad``."""
+    return jax.grad(make_loss(apply))
 
 
 def outputs(apply, params, x: Array, chunk: int = 500) -> Array:
@@ -129,6 +85,6 @@ def probabilities(apply, params, x: Array, chunk: int = 500) -> Array:
 
 @partial(jax.jit, static_argnames=("apply", "chunk"))
 def evaluate(params, x: Array, y: Array, apply, chunk: int = 500) -> tuple[Array, Array]:
-    """(number correct, mean log-likelihood without the L2 term) over a labelled set."""
+    """(number correct, mean log-likelihood) over a labelled set."""
     z = outputs(apply, params, x, chunk)
     return jnp.sum(jnp.argmax(z, axis=-1) == y), log_likelihood(z, y)

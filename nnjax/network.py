@@ -4,13 +4,14 @@ A network's *structure* is a `Network` (layer sizes, hidden and output activatio
 cost): a frozen, hashable value that jit treats as static. Its *parameters* are a tuple
 with one ``{"w": (n_out, n_in), "b": (n_out,)}`` dict per layer (see `nnjax.init`).
 
-The maths is written for one example x of shape (n_in,), as in the book:
-a^l = σ(w^l a^{l−1} + b^l) (ch1, eq. 22); batches are handled with `jax.vmap`.
+The network is a list of `nnjax.layers` (`model`): a^l = σ(w^l a^{l−1} + b^l) (ch1,
+eq. 22) for one example x of shape (n_in,) or a batch (m, n_in), one example per row.
 Labels are integers; `targets` turns them into the one-hot vectors y(x) that the costs
 compare against (real-valued targets, e.g. for regression, pass through unchanged).
 """
 
 from dataclasses import dataclass
+import functools
 from functools import partial
 from typing import Any
 
@@ -18,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations, costs, validate
+from nnjax import activations, costs, layers, validate
 from nnjax.activations import Activation
 from nnjax.costs import Cost
 
@@ -79,31 +80,48 @@ def targets(y: Array, n_out: int) -> Array:
     return y
 
 
+@functools.lru_cache(maxsize=None)
+def model(net: Network, p: float = 0.0, dropout_mode: str = "network3") -> layers.Layer:
+    """The network as a layer list: Dense, σ, ..., Dense, whose output is z^L (ch1, eq. 22, layer by layer).
+
+    The output activation a^L = σ_L(z^L) is taken with the cost. p > 0 puts a
+    `nnjax.layers.Dropout` on the inputs of every layer after the first (ch3, "dropout").
+    Its params are the network's: one ``{"w", "b"}`` dict per dense layer.
+    """
+    parts = []
+    for l, n in enumerate(net.sizes[1:]):
+        parts += [layers.Dropout(p, dropout_mode)] * (l > 0 and p > 0) + [layers.Dense(n, "zeros")]
+        parts += [layers.Activation(net.activation)] * (l < len(net.sizes) - 2)
+    return layers.serial(*parts, packed=True)
+
+
+def weighted_output(params: Params, x: Array, net: Network, key: Array | None = None, p: float = 0.0,
+                    dropout_mode: str = "network3") -> Array:
+    """z^L for x of shape (n_in,) or a batch (m, n_in); with a key, through a thinned network (ch3)."""
+    return model(net, p, dropout_mode).apply(params, x, key)
+
+
 def output_layer(params: Params, x: Array, net: Network) -> tuple[Array, Array]:
-    """z^L and a^L for one example x of shape (n_in,) (ch1, eq. 22 applied layer by layer)."""
-    a = x
-    for layer in params[:-1]:
-        a = net.activation.fn(layer["w"] @ a + layer["b"])
-    z = params[-1]["w"] @ a + params[-1]["b"]
+    """z^L and a^L = σ_L(z^L) for one example x of shape (n_in,) (ch1, eq. 22 applied layer by layer)."""
+    z = weighted_output(params, x, net)
     return z, net.output.fn(z)
 
 
 def feedforward(params: Params, x: Array, net: Network) -> Array:
     """The network's output a^L for a batch x of shape (m, n_in) (ch1, ``feedforward``)."""
     _check_batch(params, x, None, net)
-    return jax.vmap(lambda xi: output_layer(params, xi, net)[1])(x)
+    return net.output.fn(weighted_output(params, x, net))
 
 
-def cost(params: Params, x: Array, y: Array, net: Network) -> Array:
-    """Mean cost C = (1/m) Σ_x C_x over a batch (ch1, eq. 6; ch3, eq. 63/80). No penalty term."""
+def cost(params: Params, x: Array, y: Array, net: Network, key: Array | None = None, p: float = 0.0,
+         dropout_mode: str = "network3") -> Array:
+    """Mean cost C = (1/m) Σ_x C_x over a batch (ch1, eq. 6; ch3, eq. 63/80). No penalty term.
+
+    With a key and p > 0, through a network thinned by dropout (`nnjax.dropout`).
+    """
     _check_batch(params, x, y, net)
-    y = targets(y, net.sizes[-1])
-
-    def one(xi, yi):
-        z, a = output_layer(params, xi, net)
-        return net.cost.fn(z, a, yi)
-
-    return jnp.mean(jax.vmap(one)(x, y))
+    z = weighted_output(params, x, net, key, p, dropout_mode)
+    return jnp.mean(jax.vmap(net.cost.fn)(z, net.output.fn(z), targets(y, net.sizes[-1])))
 
 
 def predict(params: Params, x: Array, net: Network) -> Array:
@@ -121,14 +139,9 @@ def accuracy(params: Params, x: Array, y: Array, net: Network) -> Array:
 def evaluate(params: Params, x: Array, y: Array, net: Network) -> tuple[Array, Array]:
     """(number correct, mean cost) over a labelled set, in one compiled pass."""
     _check_batch(params, x, y, net)
-    y_vec = targets(y, net.sizes[-1])
-
-    def one(xi, yi, yi_vec):
-        z, a = output_layer(params, xi, net)
-        return jnp.argmax(a) == yi, net.cost.fn(z, a, yi_vec)
-
-    correct, c = jax.vmap(one)(x, y, y_vec)
-    return jnp.sum(correct), jnp.mean(c)
+    z = weighted_output(params, x, net)
+    a = net.output.fn(z)
+    return jnp.sum(jnp.argmax(a, axis=-1) == y), jnp.mean(jax.vmap(net.cost.fn)(z, a, targets(y, net.sizes[-1])))
 
 
 def num_params(params: Any) -> int:

@@ -1,4 +1,4 @@
-"""nnjax.convnet: network3's cost (log-likelihood + L2 scalings), evaluation, and learning MNIST."""
+"""nnjax.convnet: network3's cost (log-likelihood; L2 by nnjax.optim), evaluation, and learning MNIST."""
 
 import jax
 import jax.numpy as jnp
@@ -27,22 +27,23 @@ def test_log_likelihood_is_minus_mean_log_softmax_of_the_label():
 
 
 @pytest.mark.parametrize("scaling, decay", [("network3", 0.5 * 10 / 1000), ("network2", 0.5 / 1000)])
-def test_l2_adds_lambda_s_w_to_weight_gradients_only(scaling, decay):
-    """network3: ∂/∂w of (λ/2)(m/n)Σw² is λ(m/n)w, so a step decays w by ηλm/n; network2: ηλ/n."""
+def test_l2_is_the_optimisers_and_equals_network3s_cost_term(scaling, decay):
+    """network3 adds (λ/2)(m/n)Σw² to the cost; optim.sgd decays w by ηλm/n instead: the same step (network2: ηλ/n)."""
     net, params = small_net()
     x, y = jax.random.uniform(jax.random.key(2), (10, 8, 8, 1), F64), jnp.arange(10) % 4
-    plain = jax.jit(jax.grad(convnet.make_loss(net.apply)))(params, x, y)
-    with_l2 = jax.jit(convnet.make_grad(net.apply, lmbda=0.5, n=1000, batch_size=10, l2_scaling=scaling))(params, x, y)
-    for p, g0, g1 in zip(params, plain, with_l2):
+    loss = convnet.make_loss(net.apply)
+    cost_term = jax.jit(jax.grad(lambda p: loss(p, x, y) + decay * optim.l2_penalty(p, 1.0, 1)))(params)
+    opt = optim.sgd(0.3, lmbda=0.5, n=1000, scaling=scaling, batch_size=10)
+    step, _ = opt.update(jax.jit(convnet.make_grad(net.apply))(params, x, y), opt.init(params), params)
+    jax.tree_util.tree_map(lambda s, g: np.testing.assert_allclose(s, -0.3 * g, rtol=1e-9, atol=1e-15), step, cost_term)
+    for p, s, g in zip(params, step, jax.jit(jax.grad(loss))(params, x, y)):
         if p:
-            np.testing.assert_allclose(g1["w"] - g0["w"], decay * p["w"], rtol=1e-9, atol=1e-15)
-            np.testing.assert_array_equal(g1["b"], g0["b"])
-    assert convnet.l2_factor(0.5, 1000, 10, scaling) == pytest.approx(decay / 2)
+            np.testing.assert_array_equal(s["b"], -0.3 * g["b"])  # biases are not decayed
 
 
 def test_l2_sums_squares_of_weights_not_biases():
     params = ({"w": jnp.ones((2, 3)), "b": jnp.ones(2)}, (), {"w": 2 * jnp.ones((1, 2)), "b": jnp.ones(1)})
-    assert float(convnet.l2(params)) == 6 + 8
+    assert float(optim.l2_penalty(params, 2.0, 1)) == 6 + 8
 
 
 def test_evaluate_counts_correct_answers_in_chunks():
@@ -55,13 +56,6 @@ def test_evaluate_counts_correct_answers_in_chunks():
     np.testing.assert_allclose(convnet.probabilities(net.apply, params, x, chunk=3), jax.nn.softmax(z), rtol=1e-12)
 
 
-def test_bad_l2_options_fail_clearly():
-    with pytest.raises(ValueError, match="unknown L2 scaling 'network1'"):
-        convnet.l2_factor(0.1, 100, 10, "network1")
-    with pytest.raises(ValueError, match="needs the training-set size n"):
-        convnet.make_loss(lambda p, x, k=None: x, lmbda=0.1)
-
-
 @pytest.mark.mnist
 def test_a_small_conv_net_learns_mnist(mnist):
     """conv8 → softmax, network3's settings, two fixed-order epochs on 2,000 images: well above chance."""
@@ -69,8 +63,8 @@ def test_a_small_conv_net_learns_mnist(mnist):
     _, params = net.init(jax.random.key(0), (28, 28, 1))
     x = jnp.asarray(mnist.training.x[:2000]).reshape(-1, 28, 28, 1)
     y = jnp.asarray(mnist.training.y[:2000])
-    opt = optim.sgd(0.1)
-    epoch = jax.jit(train.make_epoch(convnet.make_grad(net.apply, lmbda=0.1, n=2000, batch_size=10), opt, 10,
+    opt = optim.sgd(0.1, lmbda=0.1, n=2000, scaling="network3", batch_size=10)
+    epoch = jax.jit(train.make_epoch(convnet.make_grad(net.apply), opt, 10,
                                      shuffle=False))
     state = (params, opt.init(params))
     for e in range(2):

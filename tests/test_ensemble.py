@@ -14,8 +14,8 @@ def test_member_i_equals_the_member_trained_alone_after_one_step():
     net = convnet.build(arch)
     x = jax.random.uniform(jax.random.key(0), (5, 8, 8, 1), F64)
     y = jnp.array([0, 1, 2, 1, 0])
-    grad = convnet.make_grad(net.apply, lmbda=0.1, n=5, batch_size=5)
-    opt = optim.sgd(0.5)
+    grad = convnet.make_grad(net.apply)
+    opt = optim.sgd(0.5, lmbda=0.1, n=5, scaling="network3", batch_size=5)
     k_init, k_train = jnp.stack([jax.random.split(jax.random.key(s)) for s in (3, 4, 5)], axis=1)
     params = jax.tree_util.tree_map(lambda p: p.astype(F64), ensemble.init_members(net.init, k_init, (8, 8, 1)))
     stepped, _ = jax.jit(ensemble.make_epoch(grad, opt, 5, shuffle=True, stochastic=True))(

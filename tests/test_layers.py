@@ -103,7 +103,7 @@ def test_layers_reject_inputs_they_cannot_take(make, in_shape, match):
 
 
 def test_bad_layer_options_fail_clearly():
-    with pytest.raises(ValueError, match=r"dropout probability p must be in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout probability p must be a number in \[0, 1\), got 1.5"):
         layers.Dropout(1.5)
     with pytest.raises(ValueError, match="unknown dropout mode 'keras'"):
         layers.Dropout(0.5, "keras")
