@@ -17,7 +17,6 @@ from nnjax.layers import check_p
 from nnjax.network import Network, Params
 
 Array = jax.Array
-__all__ = ["check_p", "keep_mask", "drop", "drop_inverted", "scale_weights", "inference_params", "cost", "make_grad"]
 
 
 def keep_mask(key: Array, shape: tuple[int, ...], p: float) -> Array:

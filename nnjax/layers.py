@@ -242,7 +242,7 @@ def serial(*layers: Layer, packed: bool = False) -> Layer:
         return in_shape, tuple(p for p, l in zip(params, layers) if l.has_params or not packed)
 
     def forward(params, x, key):
-        keys = [None] * (max(owner) + 1) if key is None else jax.random.split(key, max(owner) + 1)
+        keys = [None] * (max(owner) + 1) if key is None else list(jax.random.split(key, max(owner) + 1))
         caches = []
         for layer, p, i in zip(layers, spread(params), owner):
             x, cache = layer.forward(p, x, keys[i])

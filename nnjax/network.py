@@ -10,8 +10,8 @@ Labels are integers; `targets` turns them into the one-hot vectors y(x) that the
 compare against (real-valued targets, e.g. for regression, pass through unchanged).
 """
 
-from dataclasses import dataclass
 import functools
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -80,7 +80,7 @@ def targets(y: Array, n_out: int) -> Array:
     return y
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model(net: Network, p: float = 0.0, dropout_mode: str = "network3") -> layers.Layer:
     """The network as a layer list: Dense, σ, ..., Dense, whose output is z^L (ch1, eq. 22, layer by layer).
 

@@ -116,3 +116,27 @@ def test_bad_layer_options_fail_clearly():
     net = layers.serial(layers.Dense(3))
     with pytest.raises(ValueError, match="params holds 2 layers, the network has 1"):
         net.apply(({}, {}), jnp.ones((1, 2)))
+
+
+def Gain():
+    """A test-local layer y = g·x with one learnable scalar g: forward and backward rules side by side."""
+    return layers.Layer(lambda key, in_shape: (in_shape, {"g": jnp.ones(())}),
+                        lambda p, x, key: (p["g"] * x, x),
+                        lambda p, x, delta: ({"g": jnp.sum(delta * x)}, p["g"] * delta), True)
+
+
+def test_a_new_layer_is_one_entry_that_build_and_hand_backprop_both_use(monkeypatch):
+    from nnjax import conv_backprop
+
+    monkeypatch.setitem(layers.SPECS, "gain", lambda **options: Gain())
+    arch = (("conv", 2), ("pool", 2), ("gain",), ("act", "tanh"), ("flatten",), ("dense", 4), ("gain",),
+            ("act", "sigmoid"), ("softmax", 3))
+    net = convnet.build(arch, init="default")
+    _, params = net.init(KEY, (8, 8, 1))
+    params = jax.tree_util.tree_map(
+        lambda p: p.astype(jnp.float64) + 0.3 * jax.random.normal(KEY, p.shape, jnp.float64), params)
+    x, y = jax.random.uniform(jax.random.key(1), (3, 8, 8, 1), jnp.float64), jnp.array([0, 2, 1])
+    hand = jax.jit(conv_backprop.make_grad(arch))(params, x, y)
+    auto = jax.jit(convnet.make_grad(net.apply))(params, x, y)
+    assert float(jnp.abs(hand[2]["g"])) > 0
+    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12), hand, auto)
