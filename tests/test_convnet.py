@@ -62,6 +62,7 @@ def test_bad_l2_options_fail_clearly():
         convnet.make_loss(lambda p, x, k=None: x, lmbda=0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_a_small_conv_net_learns_mnist(mnist):
     """conv8 → softmax, network3's settings, two fixed-order epochs on 2,000 images: well above chance."""

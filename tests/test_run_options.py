@@ -150,6 +150,7 @@ def test_ch6_resume_refuses_other_settings(tmp_path, mnist):
         list(ch6.train_members(cfg, datasets, [0], False, tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_ch6_epoch_compiles_once_per_run(mnist, caplog):
     cfg = dataclasses.replace(ch6.quick(ch6.RUNS[2]), epochs=3)
@@ -174,6 +175,7 @@ CACHE_PROBE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("via", ["option", "environment"])
 def test_compile_cache_is_found_by_a_second_process(tmp_path, via):
     cache = tmp_path / "cache"

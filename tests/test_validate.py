@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NET = network.Network((6, 5, 3))
 PARAMS = init.init_params(jax.random.key(0), NET.sizes)
 VALID = RunConfig("v", (784, 30, 10), eta=3.0, epochs=2)
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: conftest's profile
 
 
 def assert_clear(call, *names):
@@ -67,7 +67,7 @@ def test_random_bad_data_shapes(x_shape, x_dtype, y_shape, y_dtype):
     assert_clear(lambda: network.cost(PARAMS, x, y, NET), "x", "y")
 
 
-@settings(SETTINGS, max_examples=30)
+@settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 2))
 @given(st.lists(st.integers(1, 7), min_size=2, max_size=4).map(tuple))
 def test_layer_sizes_that_do_not_chain(sizes):
     assume(sizes != NET.sizes)
