@@ -35,8 +35,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import bench_flops, ch1, ch3, ch6, common, numpy_baselines as nb
-from experiments.common import RunConfig
+from experiments import bench_flops, ch1, ch3, ch6, command_line, common, result_files, numpy_baselines as nb
+from experiments.run_config import RunConfig
 from nnjax import data, init, optim, train
 
 NETWORKS = {"ch1": ("1a", ch1.RUNS), "ch3": ("3g", ch3.RUNS), "6b": ("6b", ch6.RUNS), "6f": ("6f", ch6.RUNS),
@@ -53,7 +53,7 @@ def config(net_id: str):
 
 def select(only: str | None) -> tuple[list[str], list[str]]:
     """(network ids, implementations) named by ``--only``; a kind not named means all of it."""
-    ids = common.parse_only(only, [*NETWORKS, *IMPLS])
+    ids = command_line.parse_only(only, [*NETWORKS, *IMPLS])
     return [n for n in NETWORKS if n in ids] or list(NETWORKS), [i for i in IMPLS if i in ids] or list(IMPLS)
 
 
@@ -268,7 +268,7 @@ def environment() -> dict:
         extra = {"torch": torch.__version__}
     except ImportError:
         extra = {}
-    return {**common.environment(), "numpy": np.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), **extra}
+    return {**result_files.environment(), "numpy": np.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), **extra}
 
 
 def parse_args(argv):
@@ -276,12 +276,12 @@ def parse_args(argv):
     p.add_argument("--only", default=None, help=f"networks {list(NETWORKS)} and/or implementations {list(IMPLS)}")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (few steps, one repeat)")
     p.add_argument("--out", default="results", help="directory for bench.json and bench.md")
-    p.add_argument("--repeats", type=common.positive_int, default=3, help="timed runs per row (best is kept)")
-    p.add_argument("--steps", type=common.positive_int, default=5000, help="mini-batches timed by the fast FC rows")
-    p.add_argument("--slow-steps", type=common.positive_int, default=1000, help="mini-batches timed by slow rows")
-    p.add_argument("--unroll", type=common.positive_int, default=8,
+    p.add_argument("--repeats", type=command_line.positive_int, default=3, help="timed runs per row (best is kept)")
+    p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches timed by the fast FC rows")
+    p.add_argument("--slow-steps", type=command_line.positive_int, default=1000, help="mini-batches timed by slow rows")
+    p.add_argument("--unroll", type=command_line.positive_int, default=8,
                    help="also time the FC nets' epoch with this scan unroll (1: not)")
-    p.add_argument("--torch-threads", type=common.positive_int, default=1, help="PyTorch intra-op threads")
+    p.add_argument("--torch-threads", type=command_line.positive_int, default=1, help="PyTorch intra-op threads")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
     args = p.parse_args(argv)
     if args.quick:

@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 
-from experiments import bench, common, workers
+from experiments import bench, command_line, workers
 
 MODES = ("before", "hand_vjp", "pinned_single", "before_pinned_pair", "pinned_pair", "vmapped_pair", "sharded_pair")
 
@@ -148,8 +148,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", default="6k,6g", help="comma-separated networks (6k, 6g)")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated modes ({', '.join(MODES)})")
-    p.add_argument("--steps", type=common.positive_int, default=300, help="mini-batches per timing")
-    p.add_argument("--rounds", type=common.positive_int, default=2, help="interleaved rounds (best is kept)")
+    p.add_argument("--steps", type=command_line.positive_int, default=300, help="mini-batches per timing")
+    p.add_argument("--rounds", type=command_line.positive_int, default=2, help="interleaved rounds (best is kept)")
     p.add_argument("--out", default="results", help="directory for bench_ch6.json and .md")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--net", default="6k", help=argparse.SUPPRESS)
@@ -159,8 +159,8 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     if args.worker:
         return worker(args)
-    nets = [n for n in ("6k", "6g") if n in common.parse_only(args.nets, ["6k", "6g"])]
-    modes = [m for m in MODES if m in common.parse_only(args.modes, list(MODES))]
+    nets = [n for n in ("6k", "6g") if n in command_line.parse_only(args.nets, ["6k", "6g"])]
+    modes = [m for m in MODES if m in command_line.parse_only(args.modes, list(MODES))]
     result = {"steps": args.steps, "rounds": args.rounds, "load_average_before": bench.load_average(), "nets": {}}
     for net_id in nets:
         rounds = {m: [] for m in modes}

@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import common
+from experiments import command_line, result_files
 from nnjax import conv_backprop, convnet, optim, train
 
 NETS = {
@@ -71,8 +71,8 @@ def main(argv=None) -> dict:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"error: unknown variants {sorted(unknown)}; choose from {VARIANTS}")
-    result = {"images": args.images, "rounds": args.rounds, **common.environment(), "nets": {}}
-    for net_id in [n for n in NETS if n in common.parse_only(args.nets, list(NETS))]:
+    result = {"images": args.images, "rounds": args.rounds, **result_files.environment(), "nets": {}}
+    for net_id in [n for n in NETS if n in command_line.parse_only(args.nets, list(NETS))]:
         result["nets"][net_id] = time_epochs(net_id, args.images, args.rounds, variants)
         for v, t in result["nets"][net_id].items():
             print(f"{net_id} {v:16s} best {t['best_s']:6.2f} s  median {t['median_s']:6.2f} s per 50k epoch "

@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from experiments import bench, common
+from experiments import bench, command_line
 from nnjax import backprop, init, network, optim, train
 from nnjax.network import Network
 
@@ -207,8 +207,8 @@ def markdown(result: dict) -> str:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=common.positive_int, default=5000, help="mini-batches per timed run")
-    p.add_argument("--rounds", type=common.positive_int, default=5, help="interleaved rounds (best is kept)")
+    p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches per timed run")
+    p.add_argument("--rounds", type=command_line.positive_int, default=5, help="interleaved rounds (best is kept)")
     p.add_argument("--out", default="results", help="directory for bench_profile.json and .md")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
     args = p.parse_args(argv)

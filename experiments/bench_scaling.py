@@ -21,7 +21,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 
-from experiments import bench, bench_flops, common
+from experiments import bench, bench_flops, command_line
 from nnjax import backprop, expand, init, optim, sweep, train
 from nnjax.network import Network
 
@@ -70,8 +70,8 @@ def curves(images, expanded, args, rate: dict) -> dict:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run: small points, one round")
-    p.add_argument("--rounds", type=common.positive_int, default=3, help="timed runs per point (best is kept)")
-    p.add_argument("--steps", type=common.positive_int, default=1000, help="mini-batches timed per members/width point")
+    p.add_argument("--rounds", type=command_line.positive_int, default=3, help="timed runs per point (best is kept)")
+    p.add_argument("--steps", type=command_line.positive_int, default=1000, help="mini-batches timed per members/width point")
     p.add_argument("--out", default="results", help="directory for bench_scaling.json")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
     args = p.parse_args(argv)

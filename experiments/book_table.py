@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from experiments import ch1, ch3, ch4, ch5, ch6, cli, common
+from experiments import ch1, ch3, ch4, ch5, ch6, cli, command_line, result_files, run_config
 from experiments.report import row_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def saved_book_figures(chapter: str, results: Path = RESULTS) -> dict[str, str]:
     one: the figures set where a record is made rather than in a config (3d, 3i, 4a, 5e …)."""
     path = results / f"{chapter}.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    return {row_of(r["id"]): common.formatted(r)[0] for r in reversed(records) if r.get("book") is not None}
+    return {row_of(r["id"]): result_files.formatted(r)[0] for r in reversed(records) if r.get("book") is not None}
 
 
 def data_cell(cfg) -> str:
@@ -70,7 +70,7 @@ def data_cell(cfg) -> str:
     return f"{train} / {where}" + (f" (first {cfg.eval_size:,})" if cfg.eval_size else "")
 
 
-def run_config_row(cfg: common.RunConfig, saved: dict) -> str:
+def run_config_row(cfg: run_config.RunConfig, saved: dict) -> str:
     """One table row of a fully connected run."""
     extras = [f"λ = {cfg.lmbda:g}" + " (L1)" * cfg.l1] * bool(cfg.lmbda)
     extras += [f"μ = {cfg.momentum:g}"] * bool(cfg.momentum)
@@ -80,7 +80,7 @@ def run_config_row(cfg: common.RunConfig, saved: dict) -> str:
     seeds = cfg.seeds or "3 (--seeds)"
     return (f"| {cfg.id} | {list(cfg.sizes)} | {cfg.cost.replace('_', '-')} | {INITIALISERS[cfg.init]} | "
             f"{cfg.eta:g} | {cfg.batch_size} | {cfg.epochs} | {'; '.join(extras) or '–'} | {data_cell(cfg)} | "
-            f"{seeds} | {book_figure(cfg, saved)} | {common.cell(cfg.note)} |")
+            f"{seeds} | {book_figure(cfg, saved)} | {result_files.cell(cfg.note)} |")
 
 
 RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | train / evaluated on | seeds | book "
@@ -98,7 +98,7 @@ def conv_row(cfg: ch6.ConvConfig, saved: dict) -> str:
     return (f"| {cfg.id} | {', '.join(map(str, cfg.convs)) or '–'} | {', '.join(map(str, cfg.fc)) or '–'} | "
             f"{cfg.activation} | {INITIALISERS[cfg.init]} | {cfg.eta:g} | {cfg.lmbda:g} | {cfg.epochs} | "
             f"{cfg.dropout:g} | {data} | {cfg.members} | {cfg.seeds or '3 (--seeds)'} | {book_figure(cfg, saved)} | "
-            f"{common.cell(cfg.note)} |")
+            f"{result_files.cell(cfg.note)} |")
 
 
 def chapter_configs() -> dict[str, tuple[list[str], list, dict[str, str]]]:
@@ -125,7 +125,7 @@ def chapter_tables(chapter: str, ids: list[str], configs: list, described: dict[
     covered = {ch3.group(c.id) for c in configs}
     rest = [i for i in ids if i not in covered]
     if rest:
-        lines += OTHER_HEADER + [f"| {i} | {common.cell(described[i])} | "
+        lines += OTHER_HEADER + [f"| {i} | {result_files.cell(described[i])} | "
                                  f"{saved.get(i, '–')} |" for i in rest] + [""]
     return lines
 
@@ -146,7 +146,7 @@ def with_tables(doc: str) -> str:
 
 
 def main(argv=None) -> str:
-    p = common.Parser(description=__doc__.splitlines()[0])
+    p = command_line.Parser(description=__doc__.splitlines()[0])
     p.add_argument("--write", action="store_true", help=f"update the tables in {DOC}")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from experiments import cli, common, numpy_baselines
-from experiments.common import RunConfig
+from experiments import cli, command_line, common, interrupts, numpy_baselines, result_files
+from experiments.run_config import RunConfig
 from nnjax import data
 
 NETWORK = dict(epochs=30, batch_size=10, init="large", cost="quadratic")
@@ -39,18 +39,18 @@ def quick(cfg: RunConfig) -> RunConfig:
 def network_record(cfg: RunConfig, mnist: data.MNIST, seeds, verbose: bool, **fit_options) -> dict:
     per_seed = common.run_seeds(cfg, mnist, seeds, verbose=verbose, **fit_options)
     first = [r["accuracy"][0] if r["accuracy"] else None for r in per_seed]
-    return common.make_record(cfg, per_seed, metric="peak", first_epoch_mean=common.mean_of(first),
-                              final_mean=common.mean_of([r["final"] for r in per_seed]))
+    return result_files.make_record(cfg, per_seed, metric="peak", first_epoch_mean=result_files.mean_of(first),
+                              final_mean=result_files.mean_of([r["final"] for r in per_seed]))
 
 
 def baseline_record(id_: str, book, note: str, correct: list[int], total: int, seeds, wall_s: float,
                     config: dict, dataset: str) -> dict:
-    acc = [common.percent(c, total) for c in correct]
+    acc = [result_files.percent(c, total) for c in correct]
     return {
         "id": id_, "book": book, "note": note, "metric": "accuracy",
-        **common.summary(acc), "seeds": list(seeds),
+        **result_files.summary(acc), "seeds": list(seeds),
         "per_seed": [{"seed": s, "accuracy": a} for s, a in zip(seeds, acc)],
-        "config": config, "wall_s": wall_s, "dataset": dataset, **common.environment(),
+        "config": config, "wall_s": wall_s, "dataset": dataset, **result_files.environment(),
     }
 
 
@@ -77,24 +77,24 @@ def baselines(mnist: data.MNIST, seeds, *, svm: bool, svm_n: int | None, dataset
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS))
+    p = command_line.add_run_options(command_line.base_parser(__doc__.splitlines()[0], IDS))
     p.add_argument("--svm", action="store_true", help="also run B3, the scikit-learn SVM (minutes on 50k)")
     p.add_argument("--svm-n", type=int, default=None, help="train the SVM on the first N images only")
-    args = common.parse_args(p, argv)
-    ids = common.parse_only(args.only, IDS)
-    configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
+    args = command_line.parse_args(p, argv)
+    ids = command_line.parse_only(args.only, IDS)
+    configs = command_line.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
     mnist = data.load(args.dataset, args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
-    with common.saving_on_interrupt(args, "ch1", IDS) as records:
+    with interrupts.saving_on_interrupt(args, "ch1", IDS) as records:
         for c in configs:
-            records.append(network_record(c, mnist, seeds, not args.quiet, **common.fit_options(args)))
+            records.append(network_record(c, mnist, seeds, not args.quiet, **command_line.fit_options(args)))
         if ids & {"B1", "B2", "B3"}:
             svm = "B3" in ids and (args.svm or args.only is not None)
             svm_n = args.svm_n or (1000 if args.quick else None)
             records += [r for r in baselines(mnist, seeds, svm=svm, svm_n=svm_n, dataset=args.dataset) if r["id"] in ids]
     if args.merge:
-        records = common.merge_saved(args.out, "ch1", records, IDS)
-    common.report_saved(args.out, "ch1", records)
+        records = result_files.merge_saved(args.out, "ch1", records, IDS)
+    result_files.report_saved(args.out, "ch1", records)
     return records
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import ch1, common, numpy_baselines as nb
+from experiments import ch1, command_line, common, progress, result_files, numpy_baselines as nb
 from nnjax import data
 
 NETWORKS = ch1.RUNS  # 1a–1e: sigmoid, quadratic cost, N(0, 1) weights, as numpy_baselines trains
@@ -45,7 +45,7 @@ def train_seed(cfg, training, evaluation, seed: int, form: str, verbose: bool) -
     rng = np.random.default_rng(seed)
     ws, bs = nb.init_large(rng, cfg.sizes, np.float64)
     (x, y), (x_eval, y_eval) = training, evaluation
-    show = common.progress_printer(f"{cfg.id} NumPy seed {seed}", cfg.epochs, len(y_eval)) if verbose else None
+    show = progress.progress_printer(f"{cfg.id} NumPy seed {seed}", cfg.epochs, len(y_eval)) if verbose else None
     hist = {"epoch": [], "evaluation_accuracy": [], "seconds": []}
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -84,7 +84,7 @@ def spread(record: dict) -> dict:
     """A record's per-seed peaks summarised for comparison; from 3 seeds on, also `best_of_k` for k = 3
     against the book's figure (when the record has one)."""
     peaks = [r["peak"] for r in record["per_seed"]]
-    out = {"seeds": len(peaks), **common.summary(peaks), "median": float(np.median(peaks)),
+    out = {"seeds": len(peaks), **result_files.summary(peaks), "median": float(np.median(peaks)),
            "min": float(min(peaks))}
     if len(peaks) >= 3:
         out["best_of_3"] = best_of_k(peaks, 3, record.get("book"))
@@ -116,7 +116,7 @@ def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="1a,1b", help=f"comma-separated ids of {IDS} (default: 1a,1b)")
-    p.add_argument("--seeds", type=common.positive_int, default=3, help="seeds per network: 0..N-1 (default 3)")
+    p.add_argument("--seeds", type=command_line.positive_int, default=3, help="seeds per network: 0..N-1 (default 3)")
     p.add_argument("--form", choices=list(FORMS), default="matrix",
                    help="matrix: one pass per mini-batch (default); example: network.py's per-example loop")
     p.add_argument("--out", default="results", help="directory for the results files (default: results)")
@@ -124,7 +124,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     args = p.parse_args(argv)
-    ids = common.parse_only(args.only, IDS)
+    ids = command_line.parse_only(args.only, IDS)
     configs = [ch1.quick(c) if args.quick else c for c in NETWORKS if c.id in ids]
     mnist = data.load_mnist(args.data_dir)
     seeds = list(range(1 if args.quick else args.seeds))
@@ -133,11 +133,11 @@ def main(argv=None) -> list[dict]:
     for cfg in configs:
         training, evaluation = float64_data(cfg, mnist)
         per_seed = [train_seed(cfg, training, evaluation, s, args.form, not args.quiet) for s in seeds]
-        records.append(common.make_record(cfg, per_seed, metric="peak", implementation=implementation,
+        records.append(result_files.make_record(cfg, per_seed, metric="peak", implementation=implementation,
                                           numpy_version=np.__version__))
     saved = Path(args.out) / "ch1.json"
     nnjax_records = json.loads(saved.read_text()) if saved.exists() and not args.quick else []
-    common.report_saved(args.out, "ch1_reference", records, comparison(records, nnjax_records))
+    result_files.report_saved(args.out, "ch1_reference", records, comparison(records, nnjax_records))
     return records
 
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from experiments import cli, common
+from experiments import cli, command_line, interrupts, result_files
 from nnjax import autodiff, backprop, data, init
 from nnjax.network import Network, cost
 
@@ -56,8 +56,8 @@ def timed(fn, *args, repeats: int):
 
 
 def main(argv=None) -> list[dict]:
-    p = common.base_parser(__doc__.splitlines()[0])
-    args = common.parse_args(p, argv)
+    p = command_line.base_parser(__doc__.splitlines()[0])
+    args = command_line.parse_args(p, argv)
     repeats = 1 if args.quick else 5
     mnist = data.load(args.dataset, args.data_dir)
     net = Network(SIZES)
@@ -79,7 +79,7 @@ def main(argv=None) -> list[dict]:
         auto_err = float(jnp.max(jnp.abs(g_auto - g_exact)) / jnp.max(jnp.abs(g_exact)))
     f32_err = float(jnp.max(jnp.abs(ravel_pytree(g_bp)[0] - ravel_pytree(autodiff.make_grad(net)(params, x, y))[0])))
 
-    env = common.environment()
+    env = result_files.environment()
     n_params = int(ravel_pytree(params)[0].size)
     records = [
         {"id": "2-speed", "book": None, "metric": "finite differences ÷ backprop, seconds per gradient",
@@ -94,8 +94,8 @@ def main(argv=None) -> list[dict]:
          "best": auto_err, "unit": "", "note": f"float32 max abs difference {f32_err:.2e}", "config": {},
          "wall_s": 0.0, **env},
     ]
-    records = [r | common.command_marks(args) for r in records]
-    common.report_saved(args.out, "ch2", records)
+    records = [r | interrupts.command_marks(args) for r in records]
+    result_files.report_saved(args.out, "ch2", records)
     return records
 
 

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch3_plots, cli, common, numpy_baselines
-from experiments.common import RunConfig
+from experiments import ch3_plots, cli, command_line, common, interrupts, numpy_baselines, progress, result_files
+from experiments.run_config import RunConfig
 from nnjax import data, init, network, optim, sweep, train
 
 CE = dict(cost="cross_entropy", batch_size=10)
@@ -112,7 +112,7 @@ def seeds_for(cfg: RunConfig, n: int) -> list[int]:
 
 
 def percent_series(counts, n) -> list[float]:
-    return [common.percent(c, n) for c in counts]
+    return [result_files.percent(c, n) for c in counts]
 
 
 def overfitting_extras(per_seed: list[dict]) -> dict:
@@ -126,18 +126,18 @@ def overfitting_extras(per_seed: list[dict]) -> dict:
 def network_records(cfg: RunConfig, mnist, n_seeds: int, verbose: bool, **fit_options) -> list[dict]:
     per_seed = common.run_seeds(cfg, mnist, seeds_for(cfg, n_seeds), verbose=verbose, **fit_options)
     first = [r["accuracy"][0] if r["accuracy"] else None for r in per_seed]
-    extra = {"first_epoch_mean": common.mean_of(first), "final_mean": common.mean_of([r["final"] for r in per_seed]),
+    extra = {"first_epoch_mean": result_files.mean_of(first), "final_mean": result_files.mean_of([r["final"] for r in per_seed]),
              "epochs_run_mean": float(np.mean([len(r["accuracy"]) for r in per_seed]))}
     if cfg.id in ("3c", "3e", "X-L1/1000"):
         extra.update(overfitting_extras(per_seed))
     metric = "final" if cfg.id in ("3n", "3o", "3p", "3q", "3r") else "peak"
-    records = [common.make_record(cfg, per_seed, metric=metric, **extra)]
+    records = [result_files.make_record(cfg, per_seed, metric=metric, **extra)]
     if cfg.id == "3a":  # 3d: the same runs, training against test accuracy at the end
         for r in per_seed:
-            r["final_training"] = common.percent(r["history"]["training_accuracy"][-1], r["n_train"])
+            r["final_training"] = result_files.percent(r["history"]["training_accuracy"][-1], r["n_train"])
         d = dataclasses.replace(cfg, id="3d", book=97.86, note="final training accuracy (the 3a runs); "
                                 "book: train 97.86% vs test 95.33%")
-        records.append(common.make_record(d, per_seed, metric="final_training", final_test_mean=extra["final_mean"]))
+        records.append(result_files.make_record(d, per_seed, metric="final_training", final_test_mean=extra["final_mean"]))
     return records
 
 
@@ -155,7 +155,7 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
     split = {s: jax.random.split(jax.random.key(s)) for s in seeds}  # (init key, training key), as run_seeds
     params = sweep.stack([init.init_params(split[s][0], net.sizes, cfg.init) for _, s in members])
     keys = jnp.stack([split[s][1] for _, s in members])
-    show = common.progress_printer(cfg.id, cfg.epochs, len(evaluation[1])) if verbose else None
+    show = progress.progress_printer(cfg.id, cfg.epochs, len(evaluation[1])) if verbose else None
     pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
     start = time.perf_counter()
     try:
@@ -189,7 +189,7 @@ def value_records(cfg: RunConfig, name: str, values, members, hist: dict, wall: 
         sub = dataclasses.replace(cfg, id=f"{cfg.id}/{LABEL[name]}={v}", **{"eta" if name == "learning_rate" else name: v})
         final_cost = (float(np.mean([r["history"]["training_cost"][-1] for r in per_seed]))
                       if cfg.monitor_training else None)
-        records.append(common.make_record(sub, per_seed, metric="peak", swept=name, sweep_members=len(members),
+        records.append(result_files.make_record(sub, per_seed, metric="peak", swept=name, sweep_members=len(members),
                                           sweep_wall_s=wall, final_training_cost_mean=final_cost, **extra))
     return records
 
@@ -217,7 +217,7 @@ def more_data_records(cfg: RunConfig, mnist, sizes, images_seen: int, svm_max: i
                                   key=k_train, checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
                                   checkpoint_config=pinned, resume=resume)
             correct, _ = network.evaluate(params, *evaluation, net)
-            curve.append({"n": n, "epochs": c.epochs, "lmbda": c.lmbda, "accuracy": common.percent(int(correct), len(evaluation[1])),
+            curve.append({"n": n, "epochs": c.epochs, "lmbda": c.lmbda, "accuracy": result_files.percent(int(correct), len(evaluation[1])),
                           "wall_s": time.perf_counter() - t})
             if verbose:
                 print(f"[3i] N={n}: {curve[-1]['accuracy']:.2f}% ({curve[-1]['wall_s']:.0f} s)", flush=True)
@@ -229,7 +229,7 @@ def more_data_records(cfg: RunConfig, mnist, sizes, images_seen: int, svm_max: i
         for n in [n for n in sizes if n <= svm_max]:
             t = time.perf_counter()
             correct = numpy_baselines.svm_baseline(tr.x, tr.y, va.x, va.y, n_train=n)
-            curve.append({"n": n, "accuracy": common.percent(correct, len(va.y)), "wall_s": time.perf_counter() - t})
+            curve.append({"n": n, "accuracy": result_files.percent(correct, len(va.y)), "wall_s": time.perf_counter() - t})
             if verbose:
                 print(f"[3j] SVC N={n}: {curve[-1]['accuracy']:.2f}% ({curve[-1]['wall_s']:.0f} s)", flush=True)
         records.append(curve_record("3j", 94.48, "SVC(rbf, C=1, gamma=1/784) validation accuracy at N = 50,000",
@@ -244,7 +244,7 @@ def curve_record(id_, book, note, curve, at, config, wall_s) -> dict:
     value, at = point["accuracy"], point["n"]
     return {"id": id_, "book": book, "note": note, "metric": f"accuracy at N={at}", "best": value, "mean": value,
             "std": 0.0, "seeds": [0], "per_seed": [{"seed": 0, "curve": curve}], "curve": curve, "config": config,
-            "wall_s": wall_s, **common.environment()}
+            "wall_s": wall_s, **result_files.environment()}
 
 
 def timing_record(cfg: RunConfig, mnist, etas, verbose: bool) -> dict:
@@ -275,7 +275,7 @@ def timing_record(cfg: RunConfig, mnist, etas, verbose: bool) -> dict:
             "best": None, "mean": None, "std": None, "seeds": [0], "per_seed": [], "timing": result,
             "note": f"8 η, {cfg.epochs} epochs each, [784,30,10] on {n} images: {result['speedup_total']:.2f}× "
                     f"overall, {result['speedup_steady']:.2f}× after compiling (epochs 2+)",
-            "config": dataclasses.asdict(cfg), "wall_s": seq_total + one["total_s"], **common.environment()}
+            "config": dataclasses.asdict(cfg), "wall_s": seq_total + one["total_s"], **result_files.environment()}
 
 
 def summary_md(records: list[dict]) -> str:
@@ -306,18 +306,18 @@ def summary_md(records: list[dict]) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS))
+    p = command_line.add_run_options(command_line.base_parser(__doc__.splitlines()[0], IDS))
     p.add_argument("--svm-max", type=int, default=50_000, help="3j: largest SVC training set (default 50,000)")
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
-    args = common.parse_args(p, argv)
-    run = common.parse_only(args.only, IDS)
+    args = command_line.parse_args(p, argv)
+    run = command_line.parse_only(args.only, IDS)
     selected = ([c for c in RUNS if group(c.id) in run or (c.id == "3a" and "3d" in run)]
                 + [c for c, _, _ in SWEEPS if c.id in run] + [MORE_DATA] * bool(run & {"3i", "3j"})
                 + [TIMING] * ("S-sweep" in run))
-    prepared = dict(zip([c.id for c in selected], common.prepare(p, args, selected, quick)))
+    prepared = dict(zip([c.id for c in selected], command_line.prepare(p, args, selected, quick)))
     mnist = data.load(args.dataset, args.data_dir)
-    verbose, fit_options = not args.quiet, common.fit_options(args)
-    with common.saving_on_interrupt(args, "ch3", IDS) as records:
+    verbose, fit_options = not args.quiet, command_line.fit_options(args)
+    with interrupts.saving_on_interrupt(args, "ch3", IDS) as records:
         for cfg in RUNS:
             if cfg.id in prepared:
                 records += network_records(prepared[cfg.id], mnist, args.seeds, verbose, **fit_options)
@@ -332,10 +332,10 @@ def main(argv=None) -> list[dict]:
         if "S-sweep" in run:
             records.append(timing_record(prepared[TIMING.id], mnist, SWEEP_ETAS, verbose))
     if args.merge:
-        records = common.merge_saved(args.out, "ch3", records, IDS)
+        records = result_files.merge_saved(args.out, "ch3", records, IDS)
     order = {g: i for i, g in enumerate(IDS)}  # "3k/large" sorts as "3k"
     records.sort(key=lambda r: order.get(group(r["id"]), len(order)))
-    path = common.report_saved(args.out, "ch3", records, summary_md(records))
+    path = result_files.report_saved(args.out, "ch3", records, summary_md(records))
     if not args.no_plots:
         for png in ch3_plots.plot_all(path):
             print(f"wrote {png}")

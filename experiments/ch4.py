@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch4_plots, cli, common
+from experiments import ch4_plots, cli, command_line, interrupts, result_files
+from experiments.run_config import setting
 from nnjax import activations, approximation, backprop, costs, init, optim, train, universality, validate
 from nnjax.approximation import abs_errors, approximate_1d, relu_interpolant, tower_grid
 from nnjax.network import Network
@@ -45,26 +46,28 @@ def f2(x, y):
 
 @dataclass(frozen=True)
 class Ch4Config:
-    w: float = 1000.0  # step steepness, the book's ≈ 1000
-    pad_steps: float = 10.0  # outermost edges moved out by pad_steps / w, so the end steps are whole on [0, 1]
-    relu_w: float = 100.0  # ReLU steps: ramps of width 1/relu_w (see series())
-    goal: float = 0.01  # max |g − f| a construction must reach
-    points: int = 10_001  # evaluation points on [0, 1]
-    sweep: tuple[int, ...] = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500)  # bumps / knots
-    refine: bool = True  # scan every size below the first passing one in the sweep, for the exact fewest
-    plot_bumps: tuple[int, ...] = (5, 10, 20, 50)  # approximations drawn in the figure
-    overlap_bins: int = 20  # 1-D bins per copy in the overlap study
-    towers_n: tuple[int, ...] = (5, 10, 20)  # towers per axis
-    tower_w: float = 100.0  # the thresholding neuron's h (bias −3h/2)
-    copies: tuple[int, ...] = (1, 2, 4, 8)  # M of the overlap repair
-    grid_2d: int = 201  # evaluation points per axis in 2-D (includes the tower corners)
-    plot_2d: int = 61  # points per axis of the stored 2-D surfaces
-    sgd_hidden: tuple[int, ...] = (10, 30, 100)  # hidden neurons of the trained networks
-    sgd_eta: float = 3.0  # learning rate η
-    sgd_epochs: int = 5000  # epochs over the training points
-    sgd_points: int = 1000  # training points, equally spaced on [0, 1]
-    sgd_batch: int = 10  # mini-batch size
-    sgd_every: int = 100  # epochs between recorded errors
+    w: float = setting(1000.0, help="step steepness, the book's ≈ 1000")
+    pad_steps: float = setting(10.0,
+        help="outermost edges moved out by pad_steps / w, so the end steps are whole on [0, 1]")
+    relu_w: float = setting(100.0, help="ReLU steps: ramps of width 1/relu_w (see series())")
+    goal: float = setting(0.01, help="max |g − f| a construction must reach")
+    points: int = setting(10_001, help="evaluation points on [0, 1]")
+    sweep: tuple[int, ...] = setting((1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500),
+        help="bumps / knots")
+    refine: bool = setting(True, help="scan every size below the first passing one in the sweep, for the exact fewest")
+    plot_bumps: tuple[int, ...] = setting((5, 10, 20, 50), help="approximations drawn in the figure")
+    overlap_bins: int = setting(20, help="1-D bins per copy in the overlap study")
+    towers_n: tuple[int, ...] = setting((5, 10, 20), help="towers per axis")
+    tower_w: float = setting(100.0, help="the thresholding neuron's h (bias −3h/2)")
+    copies: tuple[int, ...] = setting((1, 2, 4, 8), help="M of the overlap repair")
+    grid_2d: int = setting(201, help="evaluation points per axis in 2-D (includes the tower corners)")
+    plot_2d: int = setting(61, help="points per axis of the stored 2-D surfaces")
+    sgd_hidden: tuple[int, ...] = setting((10, 30, 100), help="hidden neurons of the trained networks")
+    sgd_eta: float = setting(3.0, help="learning rate η")
+    sgd_epochs: int = setting(5000, help="epochs over the training points")
+    sgd_points: int = setting(1000, help="training points, equally spaced on [0, 1]")
+    sgd_batch: int = setting(10, help="mini-batch size")
+    sgd_every: int = setting(100, help="epochs between recorded errors")
 
     def __post_init__(self):
         """Check every field, so that a bad --set fails before any work."""
@@ -98,7 +101,7 @@ def record(id_: str, metric: str, value, unit: str, note: str, cfg: Ch4Config, s
            **extra) -> dict:
     return {"id": id_, "book": book, "note": note, "metric": metric, "unit": unit, "best": value, "mean": None,
             "std": None, "seeds": [], "config": dataclasses.asdict(cfg), "wall_s": time.perf_counter() - start,
-            **common.environment(), **extra}
+            **result_files.environment(), **extra}
 
 
 def sweep(build, cfg: Ch4Config, x) -> dict:
@@ -290,20 +293,20 @@ def run_one(id_: str, cfg: Ch4Config, x, seeds, verbose: bool) -> dict:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS), Ch4Config, checkpoints=False)
+    p = command_line.add_run_options(command_line.base_parser(__doc__.splitlines()[0], IDS), Ch4Config, checkpoints=False)
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
-    args = common.parse_args(p, argv)
-    ids = common.parse_only(args.only, IDS)
-    cfg, = common.check_args(p, args, [QUICK if args.quick else Ch4Config()])
+    args = command_line.parse_args(p, argv)
+    ids = command_line.parse_only(args.only, IDS)
+    cfg, = command_line.check_args(p, args, [QUICK if args.quick else Ch4Config()])
     seeds = list(range(1 if args.quick else args.seeds))
     x = jnp.linspace(0, 1, cfg.points)
-    with common.saving_on_interrupt(args, "ch4", IDS) as records:
+    with interrupts.saving_on_interrupt(args, "ch4", IDS) as records:
         for id_ in IDS:
             if id_ in ids:
                 records.append(run_one(id_, cfg, x, seeds, not args.quiet))
     if args.merge:
-        records = common.merge_saved(args.out, "ch4", records, IDS)
-    path = common.report_saved(args.out, "ch4", records)
+        records = result_files.merge_saved(args.out, "ch4", records, IDS)
+    path = result_files.report_saved(args.out, "ch4", records)
     if not args.no_plots:
         for png in ch4_plots.plot_all(path):
             print(f"wrote {png}")

@@ -31,8 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch5_plots, cli, common
-from experiments.common import RunConfig
+from experiments import ch5_plots, cli, command_line, common, interrupts, result_files
+from experiments.run_config import RunConfig, setting
 from nnjax import activations, backprop, costs, data, init, optim
 from nnjax.network import Network
 from nnjax.unstable_gradient import (chain_bias_gradients, chain_factors, chain_forward, large_gradient_width,
@@ -53,16 +53,17 @@ BOOK_INIT_SPEEDS = {2: (0.07, 0.31), 3: (0.012, 0.060, 0.283), 4: (0.003, 0.017,
 
 @dataclass(frozen=True)
 class SpeedConfig:
-    images: int = 1000  # the first N training images, used both to train and to measure
-    epochs: int = 500  # full-batch gradient-descent epochs (one update each)
-    eta: float = 0.1  # learning rate η
-    lmbda: float = 5.0  # L2 parameter λ (decay ηλ/n per update, n = images)
-    width: int = 30  # neurons per hidden layer
-    depths: tuple[int, ...] = (2, 3, 4)  # hidden layers
-    variants: tuple[tuple[str, str], ...] = (  # (hidden activation, initialiser) for 5h; sigmoid/default is 5f
-        ("sigmoid", "glorot"), ("tanh", "default"), ("tanh", "glorot"), ("relu", "default"), ("relu", "he"))
-    chains: int = 10_000  # random chain networks averaged in 5g
-    chain_length: int = 5  # neurons in each chain
+    images: int = setting(1000, help="the first N training images, used both to train and to measure")
+    epochs: int = setting(500, help="full-batch gradient-descent epochs (one update each)")
+    eta: float = setting(0.1, help="learning rate η")
+    lmbda: float = setting(5.0, help="L2 parameter λ (decay ηλ/n per update, n = images)")
+    width: int = setting(30, help="neurons per hidden layer")
+    depths: tuple[int, ...] = setting((2, 3, 4), help="hidden layers")
+    variants: tuple[tuple[str, str], ...] = setting(
+        (("sigmoid", "glorot"), ("tanh", "default"), ("tanh", "glorot"), ("relu", "default"), ("relu", "he")),
+        help="(hidden activation, initialiser) for 5h; sigmoid/default is 5f")
+    chains: int = setting(10_000, help="random chain networks averaged in 5g")
+    chain_length: int = setting(5, help="neurons in each chain")
 
 
 QUICK_SPEED = SpeedConfig(images=200, epochs=10, depths=(2, 4), variants=(("relu", "he"),), chains=100)
@@ -101,7 +102,7 @@ def speed_record(id_: str, metric: str, runs: list[dict], note: str, cfg: SpeedC
     values = [r[key] for r in runs]
     return {"id": id_, "book": None, "note": note, "metric": metric, "unit": "×", "best": float(min(values)),
             "mean": float(np.mean(values)), "std": float(np.std(values)), "seeds": [r["seed"] for r in runs],
-            "per_seed": runs, "config": dataclasses.asdict(cfg), "wall_s": wall_s, **common.environment()}
+            "per_seed": runs, "config": dataclasses.asdict(cfg), "wall_s": wall_s, **result_files.environment()}
 
 
 def init_record(by_depth: dict[int, list[dict]], cfg: SpeedConfig, seeds, wall_s: float) -> dict:
@@ -118,7 +119,7 @@ def init_record(by_depth: dict[int, list[dict]], cfg: SpeedConfig, seeds, wall_s
     return {"id": "5e", "book": 2.0, "note": "must be within a factor of 2 of the book's values",
             "metric": "largest factor between our seed-mean and the book's speed at init, any layer", "unit": "×",
             "best": worst, "mean": None, "std": None, "seeds": list(seeds), "speeds_at_init": table,
-            "config": dataclasses.asdict(cfg), "wall_s": wall_s, **common.environment()}
+            "config": dataclasses.asdict(cfg), "wall_s": wall_s, **result_files.environment()}
 
 
 def run_speeds(cfg: SpeedConfig, x, y, seeds, ids, verbose) -> list[dict]:
@@ -189,7 +190,7 @@ def run_chain(cfg: SpeedConfig, seeds) -> dict:
             "exploding": {"w": 100.0, "z": sig(chain_forward(big, big_b, 0.5)[0]), "grad": sig(exploding),
                           "factors": sig(chain_factors(big, big_b, 0.5))},
             "width_curve": {"w": sig(ws[::10]), "width": sig(widths[::10])},
-            "config": dataclasses.asdict(cfg), "wall_s": time.perf_counter() - start, **common.environment()}
+            "config": dataclasses.asdict(cfg), "wall_s": time.perf_counter() - start, **result_files.environment()}
 
 
 def speeds_table(records: list[dict]) -> str:
@@ -216,20 +217,20 @@ def speeds_table(records: list[dict]) -> str:
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS))
+    p = command_line.add_run_options(command_line.base_parser(__doc__.splitlines()[0], IDS))
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
-    args = common.parse_args(p, argv)
-    ids = common.parse_only(args.only, IDS)
-    configs = common.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
+    args = command_line.parse_args(p, argv)
+    ids = command_line.parse_only(args.only, IDS)
+    configs = command_line.prepare(p, args, [c for c in RUNS if c.id in ids], quick)
     seeds = list(range(1 if args.quick else args.seeds))
     speed_cfg = QUICK_SPEED if args.quick else SpeedConfig()
     needs_data = ids & {"5a", "5b", "5c", "5d", "5e", "5f", "5h"}
     mnist = data.load(args.dataset, args.data_dir) if needs_data else None
-    with common.saving_on_interrupt(args, "ch5", IDS) as records:
+    with interrupts.saving_on_interrupt(args, "ch5", IDS) as records:
         for cfg in configs:
-            per_seed = common.run_seeds(cfg, mnist, seeds, verbose=not args.quiet, **common.fit_options(args))
-            records.append(common.make_record(cfg, per_seed, metric="peak",
-                                              final_mean=common.mean_of([r["final"] for r in per_seed])))
+            per_seed = common.run_seeds(cfg, mnist, seeds, verbose=not args.quiet, **command_line.fit_options(args))
+            records.append(result_files.make_record(cfg, per_seed, metric="peak",
+                                              final_mean=result_files.mean_of([r["final"] for r in per_seed])))
         if ids & {"5e", "5f", "5h"}:
             tr = mnist.training
             x, y = jnp.asarray(tr.x[:speed_cfg.images]), jnp.asarray(tr.y[:speed_cfg.images])
@@ -237,8 +238,8 @@ def main(argv=None) -> list[dict]:
         if "5g" in ids:
             records.append(run_chain(speed_cfg, seeds))
     if args.merge:
-        records = common.merge_saved(args.out, "ch5", records, IDS)
-    path = common.report_saved(args.out, "ch5", records, speeds_table(records))
+        records = result_files.merge_saved(args.out, "ch5", records, IDS)
+    path = result_files.report_saved(args.out, "ch5", records, speeds_table(records))
     if not args.no_plots:
         for png in ch5_plots.plot_all(path):
             print(f"wrote {png}")

@@ -45,7 +45,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch6_plots, cli, common, workers
+from experiments import ch6_plots, cli, command_line, common, interrupts, result_files, workers
+from experiments.run_config import setting
 from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
@@ -53,31 +54,35 @@ from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expa
 class ConvConfig:
     """One network3-style training run (or ensemble), as docs/book.md lists it."""
 
-    id: str  # the run id (docs/book.md), e.g. "6f"
-    convs: tuple[int, ...] = ()  # feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)
-    fc: tuple[int, ...] = (100,)  # fully connected hidden layers
-    activation: str = "sigmoid"  # σ of conv and hidden layers: sigmoid | tanh | relu
-    eta: float = 0.1  # learning rate η
-    lmbda: float = 0.0  # L2 regularisation λ
-    epochs: int = 60  # passes over the training data
-    batch_size: int = 10  # mini-batch size m
-    dropout: float = 0.0  # p, dropped from the inputs of every FC and the softmax layer
-    dropout_mode: str = "network3"  # network3 (scale by 1−p at test) | inverted (scale by 1/(1−p) in training)
-    init: str = "network3"  # network3 (FC 1/n_out, conv 1/(F·25/4)) | default (1/n_in)
-    l2_scaling: str = "network3"  # network3 (decay ηλm/n per step) | network2 (ηλ/n)
-    shuffle: bool = False  # reshuffle every epoch (network3 keeps one fixed order)
-    expand: str = "none"  # none | shifts (the book's 250k) | shifts+rotate | shifts+elastic
-    expand_seed: int = 0  # key of the one-time permutation of expanded data (and its distortions)
-    members: int = 1  # ensemble size, voting by plurality (6l: 5)
-    ensemble: str = "auto"  # separate (members trained one by one) | vmapped (one program) | auto (GPU: vmapped)
-    seeds: int | None = None  # a fixed number of seeds (ensembles) for this row (None: the --seeds option)
-    train_size: int | None = None  # train on the first N training images (None: all 50,000)
-    eval_size: int | None = None  # evaluate on the first N validation and test images (None: all)
-    gradient: str = "autodiff"  # autodiff (jax.grad) | backprop (nnjax.conv_backprop, no dropout)
-    conv_impl: str = "auto"  # auto | im2col | lax (nnjax.conv)
-    book: float | None = None  # the book's reported accuracy in percent, if any
-    note: str = ""  # what the book says
-    dataset: str = "mnist"  # the data: mnist | fashion-mnist | kmnist (set with --dataset)
+    id: str = setting(help='the run id (docs/book.md), e.g. "6f"')
+    convs: tuple[int, ...] = setting((),
+        help="feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)")
+    fc: tuple[int, ...] = setting((100,), help="fully connected hidden layers")
+    activation: str = setting("sigmoid", help="σ of conv and hidden layers: sigmoid | tanh | relu")
+    eta: float = setting(0.1, help="learning rate η")
+    lmbda: float = setting(0.0, help="L2 regularisation λ")
+    epochs: int = setting(60, help="passes over the training data")
+    batch_size: int = setting(10, help="mini-batch size m")
+    dropout: float = setting(0.0, help="p, dropped from the inputs of every FC and the softmax layer")
+    dropout_mode: str = setting("network3",
+        help="network3 (scale by 1−p at test) | inverted (scale by 1/(1−p) in training)")
+    init: str = setting("network3", help="network3 (FC 1/n_out, conv 1/(F·25/4)) | default (1/n_in)")
+    l2_scaling: str = setting("network3", help="network3 (decay ηλm/n per step) | network2 (ηλ/n)")
+    shuffle: bool = setting(False, help="reshuffle every epoch (network3 keeps one fixed order)")
+    expand: str = setting("none", help="none | shifts (the book's 250k) | shifts+rotate | shifts+elastic")
+    expand_seed: int = setting(0, help="key of the one-time permutation of expanded data (and its distortions)")
+    members: int = setting(1, help="ensemble size, voting by plurality (6l: 5)")
+    ensemble: str = setting("auto",
+        help="separate (members trained one by one) | vmapped (one program) | auto (GPU: vmapped)")
+    seeds: int | None = setting(None,
+        help="a fixed number of seeds (ensembles) for this row (None: the --seeds option)")
+    train_size: int | None = setting(None, help="train on the first N training images (None: all 50,000)")
+    eval_size: int | None = setting(None, help="evaluate on the first N validation and test images (None: all)")
+    gradient: str = setting("autodiff", help="autodiff (jax.grad) | backprop (nnjax.conv_backprop, no dropout)")
+    conv_impl: str = setting("auto", help="auto | im2col | lax (nnjax.conv)")
+    book: float | None = setting(None, help="the book's reported accuracy in percent, if any")
+    note: str = setting("", help="what the book says")
+    dataset: str = setting("mnist", help="the data: mnist | fashion-mnist | kmnist (set with --dataset)")
 
     def __post_init__(self):
         """Check every field before anything runs; errors name the field, expected and got."""
@@ -188,7 +193,7 @@ def programs(cfg: ConvConfig, n: int, members: int):
 
 def percent(predictions, labels) -> float:
     """Accuracy in percent, from the exact count of correct predictions."""
-    return common.percent(int(jnp.sum(predictions == labels)), len(labels))
+    return result_files.percent(int(jnp.sum(predictions == labels)), len(labels))
 
 
 def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, checkpoint_dir=None,
@@ -506,7 +511,7 @@ def record(cfg: ConvConfig, per_seed: list[dict], datasets, **extra) -> tuple[di
     seconds += [t for r in per_seed for row in r["history"].get("member_seconds", []) for t in row]
     extra |= {"train_images": int(datasets[0][0].shape[0]), "seconds_per_epoch": float(np.median(seconds or [0.0])),
               "ensemble": "vmapped" if vmapped(cfg) else "separate" if cfg.members > 1 else "none"}
-    return common.make_record(cfg, per_seed, metric=METRIC, **extra), arrays
+    return result_files.make_record(cfg, per_seed, metric=METRIC, **extra), arrays
 
 
 def save_row(out: Path, rec: dict, arrays: dict) -> None:
@@ -530,22 +535,22 @@ def cached_data(mnist: data.MNIST):
 
 
 def main(argv=None) -> list[dict]:
-    p = common.add_run_options(common.base_parser(__doc__.splitlines()[0], IDS), ConvConfig)
+    p = command_line.add_run_options(command_line.base_parser(__doc__.splitlines()[0], IDS), ConvConfig)
     p.add_argument("--no-plots", action="store_true", help="do not draw the figures")
     p.set_defaults(gradient="autodiff")
     next(a for a in p._actions if a.dest == "gradient").help = (
         "gradient method: jax.grad (autodiff, the default) or nnjax.conv_backprop by hand (backprop; no dropout)")
     p.add_argument("--seed-list", default=None, metavar="S,...",
                    help="run exactly these seeds (e.g. 3,4) instead of --seeds N's 0..N-1: a long row in pieces")
-    p.add_argument("--workers", type=common.positive_int, default=1, metavar="W",
+    p.add_argument("--workers", type=command_line.positive_int, default=1, metavar="W",
                    help="train W networks at once, each in its own process pinned to a core (2 on a 2-core CPU)")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)  # a worker's one job (JSON), see run_workers
-    args = common.parse_args(p, argv, default_checkpoints=True)
+    args = command_line.parse_args(p, argv, default_checkpoints=True)
     if args.job:
         return run_job(json.loads(args.job), args)
-    ids = common.parse_only(args.only, IDS)
+    ids = command_line.parse_only(args.only, IDS)
     order = [i.strip() for i in (args.only or ",".join(IDS)).split(",")]  # jobs run in the order --only names them
-    configs = common.prepare(p, args, sorted((c for c in RUNS if c.id in ids), key=lambda c: order.index(c.id)), quick)
+    configs = command_line.prepare(p, args, sorted((c for c in RUNS if c.id in ids), key=lambda c: order.index(c.id)), quick)
     seeds = parse_seed_list(p, args.seed_list) if args.seed_list else list(range(1 if args.quick else args.seeds))
     root = Path(args.checkpoint_dir) if args.checkpoint_dir else None if args.quick else default_runs_dir()
     store = Path(args.out) / STORE
@@ -556,12 +561,12 @@ def main(argv=None) -> list[dict]:
     if args.workers > 1:
         records = run_workers(configs, seeds, datasets, args, options)
     else:
-        with common.saving_on_interrupt(args, "ch6", IDS) as records:
+        with interrupts.saving_on_interrupt(args, "ch6", IDS) as records:
             for cfg in configs:
                 rec, arrays = run(cfg, datasets(cfg), seeds_of(cfg, seeds), not args.quiet, **options)
                 records.append(rec)
                 write(args, records, [(rec, arrays)])  # after every row: finished rows survive
-        print(common.markdown_table(records))
+        print(result_files.markdown_table(records))
     if records and not args.no_plots:
         for png in ch6_plots.plot_all(Path(args.out) / "ch6.json", data_dir=args.data_dir):
             print(f"wrote {png}")
@@ -598,8 +603,8 @@ def write(args, records: list[dict], rows: list[tuple[dict, dict]]) -> Path:
     """Save ``rows``' arrays and the records (merged with saved ones under --merge) to DIR/ch6.json."""
     for rec, arrays in rows:
         save_row(Path(args.out), rec, arrays)
-    saved = common.merge_saved(args.out, "ch6", records, IDS) if args.merge else records
-    path = common.write_results(args.out, "ch6", saved)
+    saved = result_files.merge_saved(args.out, "ch6", records, IDS) if args.merge else records
+    path = result_files.write_results(args.out, "ch6", saved)
     print(f"wrote {path}", flush=True)
     return path
 
@@ -638,7 +643,7 @@ def run_workers(configs, seeds, datasets, args, options) -> list[dict]:
     if failed:
         raise SystemExit(f"error: {len(failed)} network(s) failed (first: {failed[0].cfg.id} seeds {failed[0].seeds}); "
                          "their messages are above; rerun with --resume to retry them")
-    print(common.markdown_table(records) if records else "no row has all its networks trained yet")
+    print(result_files.markdown_table(records) if records else "no row has all its networks trained yet")
     return records
 
 

@@ -12,7 +12,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from experiments import bench_plots, ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots, cli, common
+from experiments import bench_plots, ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots, cli, command_line
 
 
 def plotters(data_dir=None) -> dict:
@@ -37,7 +37,7 @@ def regenerate(results: Path, data_dir=None, verbose: bool = True) -> list[Path]
 
 
 def main(argv=None) -> list[Path]:
-    p = common.Parser(description=__doc__.splitlines()[0])
+    p = command_line.Parser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="directory holding the chN.json files (default: results)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")

@@ -22,7 +22,7 @@ import json
 import os
 from pathlib import Path
 
-from experiments import ch1, ch3, ch5, ch6, common
+from experiments import ch1, ch3, ch5, ch6, command_line, common, result_files
 from nnjax import data
 
 MILESTONES = ("1a", "3b", "3h", "5b", "6b", "6f")
@@ -46,7 +46,7 @@ def train_row(cfg, dataset: data.MNIST, seeds: list[int], verbose: bool) -> dict
     if isinstance(cfg, ch6.ConvConfig):
         record, _ = ch6.run(cfg, ch6.prepare_data(cfg, dataset), seeds, verbose, root=None)
         return record
-    return common.make_record(cfg, common.run_seeds(cfg, dataset, seeds, verbose=verbose), metric="peak")
+    return result_files.make_record(cfg, common.run_seeds(cfg, dataset, seeds, verbose=verbose), metric="peak")
 
 
 def mnist_figures(results: Path) -> dict[str, dict]:
@@ -56,7 +56,7 @@ def mnist_figures(results: Path) -> dict[str, dict]:
         path = results / f"{chapter}.json"
         if path.exists():
             found |= {r["id"]: r for r in json.loads(path.read_text())
-                      if r["id"] in MILESTONES and common.on_mnist(r)}
+                      if r["id"] in MILESTONES and result_files.on_mnist(r)}
     return found
 
 
@@ -74,7 +74,7 @@ def ladder_table(records: list[dict], mnist: dict[str, dict]) -> str:
         c, m = r["config"], mnist.get(r["id"], {})
         net = ("conv " + ",".join(map(str, c["convs"])) + " → FC " + ",".join(map(str, c["fc"]))
                if "convs" in c else "FC " + ",".join(map(str, c["sizes"])))
-        _, best, ms = common.formatted(r)
+        _, best, ms = result_files.formatted(r)
         metric = f"{r['metric']} {c['evaluate_on']}" if "evaluate_on" in c else r["metric"]
         lines.append(f"| {r['id']} | {net} | {c['epochs']} | {metric} | {best} | {ms} | {len(r['seeds'])} | "
                      f"{percent_cell(m.get('best'))} | {percent_cell(m.get('book'))} | {r['wall_s']:.0f} |")
@@ -90,17 +90,17 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--full", action="store_true",
                    help=f"conv rows at the book's 60 epochs (default: at most {CPU_CONV_EPOCHS}, hours less on a CPU)")
     p.add_argument("--only", default=None, help=f"comma-separated milestones to run (default all: {','.join(MILESTONES)})")
-    p.add_argument("--seeds", type=common.positive_int, default=1, help="seeds per row (default 1): seeds 0..N-1")
+    p.add_argument("--seeds", type=command_line.positive_int, default=1, help="seeds per row (default 1): seeds 0..N-1")
     p.add_argument("--out", default="results", help="directory for ladder_<data set>.json and .md (default results)")
     p.add_argument("--mnist-results", default="results", metavar="DIR",
                    help="where the saved MNIST records chN.json are (default results)")
     p.add_argument("--data-dir", default=None, help="the data set's folder (default: its variable, the cache, "
                                                     "a system package's folder, else a download)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(common.COMPILE_CACHE_ENV) or None,
-                   help=f"keep compiled programs in DIR (default: ${common.COMPILE_CACHE_ENV}, else none)")
-    args = common.parse_args(p, argv)
-    ids = common.parse_only(args.only, MILESTONES)
+    p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(command_line.COMPILE_CACHE_ENV) or None,
+                   help=f"keep compiled programs in DIR (default: ${command_line.COMPILE_CACHE_ENV}, else none)")
+    args = command_line.parse_args(p, argv)
+    ids = command_line.parse_only(args.only, MILESTONES)
     configs = [milestone(i, args.dataset, quick=args.quick, full=args.full) for i in MILESTONES if i in ids]
     dataset = data.load(args.dataset, args.data_dir)
     seeds = list(range(args.seeds))
@@ -108,7 +108,7 @@ def main(argv=None) -> list[dict]:
     conv = "" if args.full or args.quick else (f"Conv rows (6b, 6f) ran {CPU_CONV_EPOCHS} of the book's 60 epochs "
                                                "on this CPU; `--full` runs all 60.\n\n")
     table = ladder_table(records, mnist_figures(Path(args.mnist_results)))
-    path = common.write_results(args.out, f"ladder_{args.dataset}", records,
+    path = result_files.write_results(args.out, f"ladder_{args.dataset}", records,
                                 extra_md=f"{conv}Beside our MNIST figures for the same networks:\n\n{table}")
     print(conv + table)
     print(f"wrote {path}")

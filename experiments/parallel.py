@@ -17,7 +17,7 @@ from functools import partial
 
 import jax
 
-from experiments import common
+from experiments import command_line, common, progress
 from nnjax import data, init, network, optim, parallel, train
 from nnjax.network import Network
 
@@ -25,15 +25,15 @@ from nnjax.network import Network
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one epoch on the first 5,000 training images")
-    p.add_argument("--epochs", type=common.positive_int, default=30, help="epochs (default 30)")
-    p.add_argument("--batch-size", type=common.positive_int, default=10,
+    p.add_argument("--epochs", type=command_line.positive_int, default=30, help="epochs (default 30)")
+    p.add_argument("--batch-size", type=command_line.positive_int, default=10,
                    help="the whole mini-batch m, split over the devices (default 10)")
     p.add_argument("--eta", type=float, default=3.0, help="learning rate η (default 3.0)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
     p.add_argument("--gradient", choices=["backprop", "autodiff"], default="backprop", help="gradient method")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     p.add_argument("--coordinator", default=None, help="multi-host: process 0's HOST:PORT, the same in every process")
-    p.add_argument("--num-processes", type=common.positive_int, default=None, help="multi-host: number of processes")
+    p.add_argument("--num-processes", type=command_line.positive_int, default=None, help="multi-host: number of processes")
     p.add_argument("--process-id", type=int, default=None, help="multi-host: this process's index, 0 … N−1")
     return p
 
@@ -61,7 +61,7 @@ def main(argv=None) -> dict:
     if jax.process_index() == 0:
         print(f"{mesh.size} {jax.devices()[0].platform} device(s) in {jax.process_count()} process(es): "
               f"mini-batch {args.batch_size} = {mesh.size} × {args.batch_size // mesh.size}", flush=True)
-        show = common.progress_printer("parallel", epochs, len(mnist.test.y))
+        show = progress.progress_printer("parallel", epochs, len(mnist.test.y))
     _, history = train.fit(params, parallel.data_parallel(common.gradient_fn(net, args.gradient), mesh),
                            optim.sgd(args.eta), (mnist.training.x[:n], mnist.training.y[:n]), epochs=epochs,
                            batch_size=args.batch_size, key=k_train, evaluate=partial(network.evaluate, net=net),

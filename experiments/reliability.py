@@ -42,8 +42,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import common
-from experiments.common import RunConfig
+from experiments import command_line, common, result_files
+from experiments.run_config import RunConfig
 from nnjax import checkpoint, data, guard, init, optim, train
 
 CONFIG = RunConfig("R1", (784, 30, 10), eta=3.0, epochs=20, train_size=10_000,
@@ -344,10 +344,10 @@ def main(argv=None) -> dict | None:
     p.add_argument("--quick", action="store_true", help="a few trials of each kind on a small subset (seconds)")
     p.add_argument("--out", default="results", help="directory for reliability.json/.md (default: results)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
-    p.add_argument("--kills", type=common.positive_int, default=None, help="kill/resume trials (default 20; quick 2)")
-    p.add_argument("--processes", type=common.positive_int, default=None, help="same-seed processes (default 5; quick 2)")
-    p.add_argument("--corrupt", type=common.positive_int, default=None, help="damaged-file trials (default 160; quick 16)")
-    p.add_argument("--downloads", type=common.positive_int, default=None, help="killed downloads (default 5; quick 1)")
+    p.add_argument("--kills", type=command_line.positive_int, default=None, help="kill/resume trials (default 20; quick 2)")
+    p.add_argument("--processes", type=command_line.positive_int, default=None, help="same-seed processes (default 5; quick 2)")
+    p.add_argument("--corrupt", type=command_line.positive_int, default=None, help="damaged-file trials (default 160; quick 16)")
+    p.add_argument("--downloads", type=command_line.positive_int, default=None, help="killed downloads (default 5; quick 1)")
     p.add_argument("--trial-seed", type=int, default=0, help="seed of the trials' random choices (default 0)")
     for hidden in ("--worker", "--seed", "--checkpoint-dir", "--worker-download", "--mirror"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
@@ -383,7 +383,7 @@ def main(argv=None) -> dict | None:
             "overhead": overhead(timed, common.select_data(mnist, timed)[0], work, 2 if args.quick else 5),
         }
     report |= {"config": dataclasses.asdict(cfg), "counts": counts, "trial_seed": args.trial_seed,
-               "training_seeds": [0, 1], "wall_s": time.perf_counter() - start, **common.environment()}
+               "training_seeds": [0, 1], "wall_s": time.perf_counter() - start, **result_files.environment()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "reliability.json").write_text(json.dumps(report, indent=1))

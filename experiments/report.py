@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from experiments import ch1_reference, cli, common, figures
+from experiments import ch1_reference, cli, command_line, figures, result_files
 
 CHAPTERS = {
     "ch1": "Chapter 1: network.py's sigmoid networks and the baselines",
@@ -52,10 +52,10 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
             lines.append(f"| {id_} | {figure} | not run | | | | | | |")
             continue
         for r in by_row[id_]:
-            b, best, ms = common.formatted(r)
-            lines.append(f"| {r['id']} | {common.book_cell(r, b)} | {best} | {ms} | {len(r.get('seeds', []))} | "
-                         f"{common.cell(r.get('metric', ''))} | {r.get('device', '')} | {r.get('wall_s', 0):.0f} | "
-                         f"{common.note_cell(r)} |")
+            b, best, ms = result_files.formatted(r)
+            lines.append(f"| {r['id']} | {result_files.book_cell(r, b)} | {best} | {ms} | {len(r.get('seeds', []))} | "
+                         f"{result_files.cell(r.get('metric', ''))} | {r.get('device', '')} | {r.get('wall_s', 0):.0f} | "
+                         f"{result_files.note_cell(r)} |")
     return lines
 
 
@@ -100,7 +100,7 @@ def run_all(results: Path, quick: bool, seeds: int, data_dir: str | None) -> Non
 
 
 def main(argv=None) -> str:
-    p = common.Parser(description=__doc__.splitlines()[0],
+    p = command_line.Parser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--results", default=None,
@@ -108,7 +108,7 @@ def main(argv=None) -> str:
     p.add_argument("--out", default=None, help="the report's path (default: RESULTS/REPORT.md)")
     p.add_argument("--run", action="store_true", help="run every chapter first (long), then report")
     p.add_argument("--quick", action="store_true", help="with --run: the seconds-long smoke version of every run")
-    p.add_argument("--seeds", type=common.positive_int, default=3, help="with --run: seeds per run (default 3)")
+    p.add_argument("--seeds", type=command_line.positive_int, default=3, help="with --run: seeds per run (default 3)")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)

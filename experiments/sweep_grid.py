@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch3, common
+from experiments import ch3, command_line, common, progress, result_files
 from experiments.plotting import plt
 from nnjax import data, init, network, optim, sweep, train
 
@@ -59,7 +59,7 @@ def vmapped(cfg, grid, training, evaluation, verbose: bool) -> tuple[list[float]
                                      "lmbda": jnp.array([l for _, l in grid])},
                         epochs=cfg.epochs, batch_size=cfg.batch_size, keys=jnp.stack([key] * k),
                         evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
-                        on_epoch=common.progress_printer(f"{k} members", cfg.epochs, len(evaluation[1]))
+                        on_epoch=progress.progress_printer(f"{k} members", cfg.epochs, len(evaluation[1]))
                         if verbose else None)
     return [max(epoch[i] for epoch in hist["evaluation_accuracy"]) for i in range(k)], time.perf_counter() - start
 
@@ -118,17 +118,17 @@ def main(argv=None) -> dict:
     p.add_argument("--etas", type=floats, default=ETAS, help=f"the grid's η values (default {','.join(map(str, ETAS))})")
     p.add_argument("--lmbdas", type=floats, default=LMBDAS,
                    help=f"the grid's λ values (default {','.join(map(str, LMBDAS))})")
-    p.add_argument("--epochs", type=common.positive_int, default=BASE.epochs, help=f"default {BASE.epochs}, as 3b")
-    p.add_argument("--train-size", type=common.positive_int, default=None,
+    p.add_argument("--epochs", type=command_line.positive_int, default=BASE.epochs, help=f"default {BASE.epochs}, as 3b")
+    p.add_argument("--train-size", type=command_line.positive_int, default=None,
                    help="train on the first N training images (default all 50,000)")
     p.add_argument("--no-compare", action="store_true", help="skip training the grid one configuration at a time")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run: 2 × 2 grid, 1 epoch, 1,000 images")
     p.add_argument("--out", default="results", help="directory for sweep_<data set>.json and .png (default results)")
     p.add_argument("--data-dir", default=None, help="the data set's folder (default: as nnjax.data.load finds it)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(common.COMPILE_CACHE_ENV) or None,
-                   help=f"keep compiled programs in DIR (default: ${common.COMPILE_CACHE_ENV}, else none)")
-    args = common.parse_args(p, argv)
+    p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(command_line.COMPILE_CACHE_ENV) or None,
+                   help=f"keep compiled programs in DIR (default: ${command_line.COMPILE_CACHE_ENV}, else none)")
+    args = command_line.parse_args(p, argv)
     etas, lmbdas = (args.etas[:2], args.lmbdas[:2]) if args.quick else (args.etas, args.lmbdas)
     cfg = dataclasses.replace(BASE, dataset=args.dataset, epochs=1 if args.quick else args.epochs,
                               train_size=1000 if args.quick else args.train_size, eval_size=500 if args.quick else None,
@@ -138,11 +138,11 @@ def main(argv=None) -> dict:
     best, sweep_s = vmapped(cfg, grid, training, evaluation, not args.quiet)
     result = {"dataset": args.dataset, "network": "FC " + ",".join(map(str, cfg.sizes)), "etas": list(etas),
               "lmbdas": list(lmbdas), "epochs": cfg.epochs, "train_size": len(training[1]), "n_eval": n_eval,
-              "best_validation_percent": [common.percent(b, n_eval) for b in best], "sweep_s": sweep_s,
-              "one_at_a_time_s": None, "config": dataclasses.asdict(cfg), **common.environment()}
+              "best_validation_percent": [result_files.percent(b, n_eval) for b in best], "sweep_s": sweep_s,
+              "one_at_a_time_s": None, "config": dataclasses.asdict(cfg), **result_files.environment()}
     if not args.no_compare:
         single, result["one_at_a_time_s"] = one_at_a_time(cfg, grid, training, evaluation, not args.quiet)
-        result["one_at_a_time_percent"] = [common.percent(b, n_eval) for b in single]
+        result["one_at_a_time_percent"] = [result_files.percent(b, n_eval) for b in single]
         result["one_at_a_time_matches"] = single == best  # equal up to float rounding, which vmap may reorder
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,8 @@ and given heights so that the network's output g approximates a target f:
 - `relu_interpolant`: ReLU neurons as the kinks of a piecewise-linear interpolant;
 - `abs_errors` (max and mean |g − f|) and `book_score`, the chapter's own measure.
 
-Targets are vectorised functions of arrays, f(x) in 1-D and f(x, y) in 2-D. Building
-calls them on NumPy arrays (see `nnjax.universality` for why NumPy); an f written with
-NumPy ufuncs builds without any compilation, a jax.numpy one works too.
+Targets are vectorised functions of arrays, f(x) in 1-D and f(x, y) in 2-D, called on
+NumPy arrays while building (NumPy ufuncs or jax.numpy both work).
 """
 
 from typing import Callable

@@ -1,10 +1,8 @@
-"""The gradient of the cost by automatic differentiation (``jax.grad``).
+"""The gradient of the cost by automatic differentiation (``jax.grad``; ch2's result derived by JAX).
 
-The same signature as `nnjax.backprop.make_grad`: ``grad(params, x, y)`` returns
-(1/m) Σ_x ∇C_x over a mini-batch as a pytree shaped like ``params``. Chapter 2 derives
-this by hand; here JAX derives it from `nnjax.network.cost`, which makes it the
-reference the hand-derived equations are tested against, and the path that works for
-any network JAX can differentiate.
+``grad(params, x, y)`` returns (1/m) Σ_x ∇C_x over a mini-batch as a pytree shaped like
+``params``, with the signature of `nnjax.backprop.make_grad`: the reference the
+hand-derived BP1–BP4 are tested against.
 """
 
 import jax

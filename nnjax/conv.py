@@ -6,18 +6,10 @@ book's local receptive field with shared weights, valid and with stride 1 (ch6, 
 
     z[n, i, j, f] = Σ_{p,q<k} Σ_c w[p, q, c, f] · x[n, i+p, j+q, c]
 
-(a cross-correlation, as in the book and in every deep-learning library). Its output is
-(m, H−k+1, W−k+1, F); the bias is added by the layer.
-
-Two implementations compute the same z, and `conv2d` picks one per backend:
-- `conv2d_im2col`: k² static slices of x stacked into patches of length k²C, then one
-  matrix product with w reshaped to (k²C, F). Its backward pass is written by hand
-  beside it (`jax.custom_vjp`), as chapter 6's backpropagation gives it:
-  ∂C/∂w = patches(x)ᵀ δ and ∂C/∂x = col2im(δ wᵀ), the k² slices of δ wᵀ added back
-  where they were taken from. `max_pool` likewise carries its own backward rule.
-- `conv2d_lax`: `lax.conv_general_dilated`, the library convolution (cuDNN on a GPU).
-`AUTO` records the measured pick per backend (experiments/bench_conv.py); tests check that the two
-agree, and that the hand-written backward passes equal ``jax.grad`` of the plain forms.
+(a cross-correlation, as in the book). Its output is (m, H−k+1, W−k+1, F); the bias is
+added by the layer. `conv2d_im2col` (patches @ w, with its backward pass written by
+hand) and `conv2d_lax` (`lax.conv_general_dilated`) compute the same z; `conv2d` picks
+one per backend (`AUTO`). docs/design_notes.md explains the two and the choice.
 """
 
 from functools import partial
@@ -28,7 +20,7 @@ from jax import lax
 
 Array = jax.Array
 
-#: The implementation `conv2d(..., impl="auto")` uses on each backend (by measurement on CPU).
+#: The implementation `conv2d(..., impl="auto")` uses on each backend (docs/design_notes.md: "Two convolutions").
 AUTO = {"cpu": "im2col", "gpu": "lax", "cuda": "lax", "rocm": "lax", "tpu": "lax"}
 IMPLS = ("im2col", "lax")
 

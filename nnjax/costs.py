@@ -1,15 +1,14 @@
 """Cost functions for one training example, each written beside its output error δ^L.
 
-Chapter 1 trains with the quadratic cost; chapter 3 replaces it with the cross-entropy
-(sigmoid outputs) and the log-likelihood (softmax outputs). Backpropagation starts from
-the output error δ^L = ∂C/∂z^L (BP1, ch2), so each `Cost` carries both:
+Chapter 1 trains with the quadratic cost C_x = ½‖y − a^L‖²; chapter 3 replaces it with
+the cross-entropy (sigmoid outputs, eq. 63) and the log-likelihood (softmax outputs,
+eq. 80). Each `Cost` carries:
 
 - ``fn(z, a, y)``: the cost C_x of one example, from the output layer's weighted input
   z = z^L, its activation a = a^L and the target vector y (one-hot for a label);
-- ``delta(z, a, y, activation)``: δ^L = ∂C_x/∂z^L, written out by hand.
+- ``delta(z, a, y, activation)``: δ^L = ∂C_x/∂z^L (BP1, ch2), written out by hand.
 
-Costs take z as well as a so that the cross-entropy and log-likelihood can be evaluated
-stably from z (no log(0) when a saturates at 0 or 1); the quadratic cost ignores it.
+z is passed so that the cross-entropy and log-likelihood are evaluated stably from it.
 """
 
 from typing import Callable, NamedTuple

@@ -1,25 +1,17 @@
 """Load MNIST, Fashion-MNIST and KMNIST (or any data set in the same IDX layout) with the book's split.
 
-Chapter 1 of Nielsen's book keeps the first 50,000 of the 60,000 official
-MNIST training images for training, holds out the last 10,000 for validation,
-and uses the official 10,000 ``t10k`` images as the test set.
-:func:`load_mnist` returns exactly that split as NumPy arrays::
+Chapter 1 keeps the first 50,000 of the 60,000 official MNIST training images for
+training, holds out the last 10,000 for validation, and tests on the official 10,000
+``t10k`` images. :func:`load_mnist` returns exactly that split as NumPy arrays::
 
     mnist = load_mnist()
     mnist.training.x   # (50000, 784) float32 in [0, 1]; 0 = background, 1 = ink
     mnist.training.y   # (50000,) int32 digit labels 0..9
 
-:func:`load` does the same for any data set in :data:`DATASETS` (``load("fashion-mnist")``);
-each has its own pinned checksums, cache folder, official download locations and
-environment variable (:func:`source`). Where the files come from, in order: the
-``data_dir`` argument, the data set's environment variable (``NNJAX_DATA_DIR`` for
-MNIST), the user cache (:func:`default_cache_dir`), a folder where a system package
-installs them (Debian's ``dataset-fashion-mnist``), else a download into the cache.
-Files may be gzipped or raw. Every file is checked before use: the IDX header, the
-payload size and, where pinned, the SHA-256 of the decompressed bytes.
-
-This is the only nnjax module that touches files or the network. It keeps no
-state in module globals (callers hold the arrays) and never unpickles anything.
+:func:`load` does the same for any data set in :data:`DATASETS` (``load("fashion-mnist")``).
+Every file is checked before use: the IDX header, the payload size and, where pinned,
+the SHA-256 of the decompressed bytes. Where files are looked for, and why this module
+never unpickles: docs/design_notes.md.
 """
 from __future__ import annotations
 
@@ -354,13 +346,11 @@ def download_mnist(cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | N
 def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
     """Load data set ``name`` (one of :data:`DATASETS`) with the book's 50,000 / 10,000 / 10,000 split.
 
-    The first 50,000 official training images train, the last 10,000 validate, and the
-    official test set tests (chapter 1). Looks in ``data_dir`` if given, else in the data
-    set's environment variable's folder if set (:func:`source`; ``NNJAX_DATA_DIR`` for
-    MNIST); files missing there are an error (nothing is downloaded). Otherwise uses the
-    cache (:func:`default_cache_dir`) if it holds all four files, else the first system
-    folder that does (Debian's ``dataset-fashion-mnist``), else downloads the missing
-    files into the cache when ``download`` is true. Pinned SHA-256s are verified.
+    Looks in ``data_dir`` if given, else in the data set's environment variable's folder
+    (:func:`source`; ``NNJAX_DATA_DIR`` for MNIST), where missing files are an error; else
+    the cache (:func:`default_cache_dir`), a system folder (Debian's
+    ``dataset-fashion-mnist``), or a download into the cache when ``download`` is true.
+    Pinned SHA-256s are verified.
     """
     src = source(name)
     env = os.environ.get(src.env)

@@ -1,14 +1,9 @@
 """Save and load a trained fully connected network without pickle (ch3, network2.py's save/load).
 
-network2.py saves a network as JSON (sizes, weights, biases, cost name). Here the same
-idea is split in two files inside one directory:
-
-- ``network.json``: the `Network` description (sizes, activation, output and cost names),
-  the parameter dtype, and free-form JSON metadata (e.g. the training configuration);
-- ``params.msgpack``: the parameter pytree in flax's msgpack format
-  (`flax.serialization.to_bytes`), which stores arrays exactly and runs no code on load.
-
-Besides `nnjax.data`, this is the only module that touches files.
+A directory holds ``network.json`` (the `Network` description: sizes, activation,
+output and cost names; the parameter dtype; free-form JSON metadata) and
+``params.msgpack`` (the parameter pytree, `flax.serialization.to_bytes`), which stores
+arrays exactly and runs no code on load.
 """
 
 import json

@@ -16,12 +16,8 @@ The chapter's pieces, in order:
 Any hidden activation s with distinct limits s(−∞) ≠ s(∞) makes steps (the chapter's
 closing problem): the readout divides by s(∞) − s(−∞) and moves s(−∞) into the next
 bias. `WIGGLY` is such an s. A ReLU step is the difference of two ReLUs, a ramp of
-width 1/w.
-
-Parameters are built with NumPy in float64 and handed over as float32 JAX arrays:
-building is one-off bookkeeping whose shapes change with every N, and eager JAX
-compiles each operation anew for each shape (≈0.1 s apiece here), which made a sweep
-over N take minutes. Evaluation (`weighted_output`, `apply`) is one jitted pass.
+width 1/w. Parameters are built in NumPy float64 and returned as float32 JAX arrays
+(docs/design_notes.md says why).
 """
 
 from functools import partial
@@ -30,7 +26,6 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.linalg import block_diag
 
 from nnjax import activations
 from nnjax.activations import Activation
@@ -186,6 +181,16 @@ def parallel(constructions: Sequence[Construction]) -> Construction:
                                sum(x["b"] for x in per_layer[-1])))
     sizes = (first.net.sizes[0],) + tuple(p["b"].shape[0] for p in params)
     return Construction(Network(sizes, first.net.activation, first.net.output), tuple(params))
+
+
+def block_diag(*blocks: np.ndarray) -> np.ndarray:
+    """The matrices ``blocks`` on the diagonal of one matrix, zeros elsewhere: side-by-side networks' weights."""
+    out = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)), np.result_type(*blocks))
+    r = c = 0
+    for b in blocks:
+        out[r:r + b.shape[0], c:c + b.shape[1]] = b
+        r, c = r + b.shape[0], c + b.shape[1]
+    return out
 
 
 @partial(jax.jit, static_argnames="net")

@@ -1,13 +1,9 @@
 """Argument checks shared by the public API: clear errors before any compute.
 
-Not a chapter of the book: the book's network.py trusts its caller, and a wrong shape there surfaces
-as a numpy broadcasting error deep inside ``backprop``. Here every check raises a
-``ValueError`` (wrong value) or ``TypeError`` (wrong kind of thing) whose message names
-the argument, what was expected and what was given, before JAX traces or runs anything.
-
-Hyperparameters may be arrays (a sweep vmaps over them); a check applies to every
-element. Inside ``jit``/``vmap`` a value is a tracer that cannot be inspected, so value
-checks are skipped there: the caller outside the transformation is checked instead.
+Every check raises ``ValueError`` (wrong value) or ``TypeError`` (wrong kind of thing)
+naming the argument, what was expected and what was given. Hyperparameters may be
+arrays (a sweep vmaps over them) and are checked element-wise; traced values inside
+``jit``/``vmap`` cannot be inspected and are skipped (docs/design_notes.md).
 """
 
 import math

@@ -66,6 +66,7 @@ def test_flops_of_a_small_conv_net_match_a_hand_count():
     assert bench_flops.training_flops(matmuls) == 2 * 2 * 16 * 25 * 2 + 3 * 2 * 8 * 3 + 3 * 2 * 3 * 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net_id", ["6b", "6f", "6k"])
 def test_counted_products_have_the_networks_weight_shapes(net_id):
     cfg = bench.config(net_id)

@@ -57,6 +57,7 @@ def test_missing_data_names_the_files_and_the_fix(empty_dir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_damaged_data(damaged_dir, tmp_path):
     result = run_script("experiments.ch3", "--quick", "--only", "3a", "--out", str(tmp_path / "out"),
                         data_dir=damaged_dir)
@@ -68,6 +69,7 @@ def test_bad_set_value(empty_dir):
                        "--set eta=fast", "float")
 
 
+@pytest.mark.slow
 def test_a_network_that_cannot_fit_mnist_is_refused_before_loading_data(empty_dir):
     # the data folder is empty: had the script loaded MNIST first, the error would be about files
     result = run_script("experiments.ch3", "--quick", "--only", "3a", "--set", "sizes=784,30,5", data_dir=empty_dir)
@@ -76,11 +78,13 @@ def test_a_network_that_cannot_fit_mnist_is_refused_before_loading_data(empty_di
     assert_short_error(result, "784")
 
 
+@pytest.mark.slow
 def test_unknown_id_lists_the_known_ones(empty_dir):
     result = run_script("experiments.ch6", "--only", "6z", data_dir=empty_dir)
     assert_short_error(result, "6z", "6a, 6b", "docs/book.md")
 
 
+@pytest.mark.slow
 def test_existing_checkpoints_without_resume(empty_dir, tmp_path):
     old = tmp_path / "ckpt" / "1a" / "seed0"
     old.mkdir(parents=True)
@@ -139,6 +143,7 @@ def test_ctrl_c_while_loading_data_is_one_line(tmp_path, monkeypatch, capsys):
     assert "Traceback" not in err and err.startswith("interrupted") and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(empty_dir):
     result = run_script("experiments.ch1", "--quick", "--debug", data_dir=empty_dir)
     assert result.returncode == 1 and "Traceback" in result.stderr and "DataError" in result.stderr

@@ -56,6 +56,7 @@ def test_evaluate_counts_correct_answers_in_chunks():
     np.testing.assert_allclose(convnet.probabilities(net.apply, params, x, chunk=3), jax.nn.softmax(z), rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_a_small_conv_net_learns_mnist(mnist):
     """conv8 → softmax, network3's settings, two fixed-order epochs on 2,000 images: well above chance."""

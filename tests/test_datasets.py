@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import ch1, ch6, common, ladder, sweep_grid
+from experiments import ch1, ch6, ladder, result_files, sweep_grid
 from nnjax import data
 from nnjax.data import FILE_NAMES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DataError
 
@@ -177,9 +177,9 @@ def test_a_record_names_its_data_set(fashion_dir, tmp_path):
 def test_mnist_tables_keep_the_book_column():
     record = {"id": "1a", "book": 95.42, "best": 95.0, "mean": 95.0, "std": 0.0, "seeds": [0], "metric": "peak",
               "wall_s": 1.0, "device": "cpu", "dataset": "mnist"}
-    assert "| 1a | 95.42% | 95.00% |" in common.markdown_table([record])
-    assert "Data: MNIST." in common.markdown_table([record])
-    assert "95.42" not in common.markdown_table([record | {"dataset": "kmnist"}])
+    assert "| 1a | 95.42% | 95.00% |" in result_files.markdown_table([record])
+    assert "Data: MNIST." in result_files.markdown_table([record])
+    assert "95.42" not in result_files.markdown_table([record | {"dataset": "kmnist"}])
 
 
 def test_set_dataset_is_refused(capsys):

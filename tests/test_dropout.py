@@ -91,6 +91,7 @@ def test_bad_p_raises_clearly(p):
         dropout.drop(jax.random.key(0), jnp.ones(3), p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inverted", [False, True])
 def test_training_with_dropout_learns(inverted):
     """A separable toy problem: with p = 0.5 on 20 hidden units the net still learns it."""

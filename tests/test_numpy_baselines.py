@@ -235,6 +235,7 @@ def test_average_darkness_on_mnist_is_2225(mnist):
     assert nb.average_darkness(tr.x, tr.y, te.x, te.y) == 2225
 
 
+@pytest.mark.slow
 def test_svm_baseline_runs_and_beats_chance():
     pytest.importorskip("sklearn")
     rng = np.random.default_rng(0)

@@ -50,6 +50,7 @@ def test_two_processes_of_four_devices():
         assert p.returncode == 0 and stdout.strip().endswith("ok"), f"process {i}: {stderr[-3000:]}"
 
 
+@pytest.mark.slow
 def test_one_device_mesh_gives_plain_training():
     m = parallel.mesh(devices=jax.devices()[:1])
     params, x, y = checks.problem()

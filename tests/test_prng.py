@@ -42,6 +42,7 @@ def test_checker_is_on_and_catches_reuse():
         fit(reusing_grad, stochastic=True)
 
 
+@pytest.mark.slow
 def test_shuffling_and_dropout_use_fresh_keys(tmp_path):
     a = fit(dropout_grad, stochastic=True)
     assert checkpoint.tree_digest(a) == checkpoint.tree_digest(fit(dropout_grad, stochastic=True))

@@ -2,19 +2,19 @@
 
 import pytest
 
-from experiments import common, figures, report
+from experiments import figures, report, result_files
 
 
 def ch1_record(id_: str, book, accuracy: list[float]) -> dict:
     """A chapter-1 record as experiments.ch1 saves it, with two seeds of per-epoch accuracy."""
     per_seed = [{"seed": s, "peak": max(accuracy) - s, "accuracy": [a - s for a in accuracy]} for s in (0, 1)]
-    return {"id": id_, "book": book, "note": "", "metric": "peak", **common.summary([r["peak"] for r in per_seed]),
+    return {"id": id_, "book": book, "note": "", "metric": "peak", **result_files.summary([r["peak"] for r in per_seed]),
             "seeds": [0, 1], "per_seed": per_seed, "config": {"sizes": [784, 30, 10], "eta": 3.0},
             "wall_s": 3.0, "device": "cpu", "jax_version": "0.0", "machine": "test machine"}
 
 
 def test_report_lists_every_book_row_with_figures(tmp_path):
-    common.write_results(tmp_path, "ch1", [ch1_record("1a", 95.42, [90.0, 94.0, 95.5])])
+    result_files.write_results(tmp_path, "ch1", [ch1_record("1a", 95.42, [90.0, 94.0, 95.5])])
     text = report.main(["--results", str(tmp_path)])
     assert text == (tmp_path / "REPORT.md").read_text()
     assert "| 1a | 95.42% | 95.50% | 95.00 ± 0.50 | 2 | peak | cpu | 3 |" in text

@@ -14,11 +14,11 @@ import jax
 import pytest
 from flax import serialization
 
-from experiments import ch1, ch3, ch4, ch5, ch6, common
+from experiments import ch1, ch3, ch4, ch5, ch6, command_line, common, interrupts, progress, result_files, run_config
 from nnjax import checkpoint
 from tests.conftest import REPO_ROOT
 
-CONFIGS = [(ch1, common.RunConfig), (ch3, common.RunConfig), (ch5, common.RunConfig), (ch6, ch6.ConvConfig),
+CONFIGS = [(ch1, run_config.RunConfig), (ch3, run_config.RunConfig), (ch5, run_config.RunConfig), (ch6, ch6.ConvConfig),
            (ch4, ch4.Ch4Config)]
 
 
@@ -28,17 +28,17 @@ def test_help_explains_every_config_field(script, config, capsys):
         script.main(["--help"])
     assert info.value.code == 0
     text = capsys.readouterr().out
-    meaning = common.field_help(config)
+    meaning = run_config.field_help(config)
     for f in dataclasses.fields(config):
-        assert meaning[f.name], f"{config.__name__}.{f.name} has no comment to explain it"
-        assert f"  {f.name} ({common.type_name(f.type)}, " in text and meaning[f.name] in text, f.name
+        assert meaning[f.name], f"{config.__name__}.{f.name} has no help to explain it"
+        assert f"  {f.name} ({run_config.type_name(f.type)}, " in text and meaning[f.name] in text, f.name
 
 
-def test_field_help_takes_the_comment_of_each_field():
-    assert common.field_help(common.RunConfig)["eta"] == "learning rate η"
-    assert common.field_help(ch5.SpeedConfig)["variants"].startswith("(hidden activation, initialiser)")
-    assert "  batch_size (int, default 10): mini-batch size m" in common.fields_epilog(common.RunConfig)
-    assert "  train_size (int | None, default None): " in common.fields_epilog(ch6.ConvConfig)
+def test_field_help_takes_the_help_of_each_field():
+    assert run_config.field_help(run_config.RunConfig)["eta"] == "learning rate η"
+    assert run_config.field_help(ch5.SpeedConfig)["variants"].startswith("(hidden activation, initialiser)")
+    assert "  batch_size (int, default 10): mini-batch size m" in run_config.fields_epilog(run_config.RunConfig)
+    assert "  train_size (int | None, default None): " in run_config.fields_epilog(ch6.ConvConfig)
 
 
 @pytest.mark.parametrize("script, bad", [(ch1, "epochs=-3"), (ch3, "lmbda=-1"), (ch4, "sgd_epochs=0"),
@@ -51,12 +51,12 @@ def test_set_is_checked_before_any_work(script, bad, capsys):
 
 
 def test_override_parses_an_empty_tuple():
-    assert common.override(ch6.RUNS[1], ["convs="]).convs == ()
+    assert run_config.override(ch6.RUNS[1], ["convs="]).convs == ()
 
 
 def interrupt_after(monkeypatch, epoch: int) -> None:
     """Make the progress line raise KeyboardInterrupt (as Ctrl-C would) after ``epoch``."""
-    printer = common.progress_printer
+    printer = progress.progress_printer
 
     def interrupting(label, total, n_eval):
         show = printer(label, total, n_eval)
@@ -68,7 +68,8 @@ def interrupt_after(monkeypatch, epoch: int) -> None:
 
         return on_epoch
 
-    monkeypatch.setattr(common, "progress_printer", interrupting)
+    for module in (common, progress):  # common.run_seeds and ch6 call common's name, ch3's sweeps progress's
+        monkeypatch.setattr(module, "progress_printer", interrupting)
 
 
 def without_timings(obj):
@@ -114,7 +115,7 @@ def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, mon
     (p,) = partial
     assert p["interrupted"] and p["per_seed"][0]["epochs_done"] == 2
     assert p["per_seed"][0]["history"]["epoch"] == [0, 1]
-    assert "interrupted: seed 0 stopped after 2 of 3 epochs" in common.markdown_table(partial)
+    assert "interrupted: seed 0 stopped after 2 of 3 epochs" in result_files.markdown_table(partial)
     assert without_timings(straight) == without_timings(resumed) and "interrupted" not in resumed[0]
     assert final_states(tmp_path / "straight" / "ckpt") == final_states(tmp_path / "stopped" / "ckpt")
     assert len(straight[0]["per_seed"][0]["accuracy"]) == 3
@@ -149,6 +150,7 @@ def test_ch6_resume_refuses_other_settings(tmp_path, mnist):
         list(ch6.train_members(cfg, datasets, [0], False, tmp_path))
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_ch6_epoch_compiles_once_per_run(mnist, caplog):
     cfg = dataclasses.replace(ch6.quick(ch6.RUNS[2]), epochs=3)
@@ -163,20 +165,21 @@ def test_ch6_epoch_compiles_once_per_run(mnist, caplog):
 CACHE_PROBE = textwrap.dedent("""
     import sys
     import jax
-    from experiments import common
+    from experiments import command_line
 
     hits = []
     jax.monitoring.register_event_listener(lambda event, **kw: hits.append(event))
-    common.parse_args(common.base_parser("probe"), sys.argv[1:])
+    command_line.parse_args(command_line.base_parser("probe"), sys.argv[1:])
     print(float(jax.jit(lambda x: x * 2 + 1)(jax.numpy.float32(3))))
     print(hits.count("/jax/compilation_cache/cache_hits"))
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("via", ["option", "environment"])
 def test_compile_cache_is_found_by_a_second_process(tmp_path, via):
     cache = tmp_path / "cache"
-    argv, env = ([f"--compile-cache={cache}"], {}) if via == "option" else ([], {common.COMPILE_CACHE_ENV: str(cache)})
+    argv, env = ([f"--compile-cache={cache}"], {}) if via == "option" else ([], {command_line.COMPILE_CACHE_ENV: str(cache)})
     env = {**os.environ, **env, "JAX_PLATFORMS": "cpu"}
 
     def probe():
@@ -197,7 +200,7 @@ def test_ctrl_c_offers_to_resume_only_from_checkpoints_that_exist(tmp_path, caps
             ckpt.mkdir()
         args = argparse.Namespace(out=str(tmp_path), merge=False, checkpoint_dir=str(ckpt), quick=False, set=[])
         with pytest.raises(SystemExit) as info:
-            with common.saving_on_interrupt(args, "ch1", ch1.IDS):
+            with interrupts.saving_on_interrupt(args, "ch1", ch1.IDS):
                 raise KeyboardInterrupt
         err = capsys.readouterr().err
         assert info.value.code == 130 and (f"continue from the checkpoints in {ckpt}" in err) == offered, err

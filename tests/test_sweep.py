@@ -24,6 +24,7 @@ def problem():
     return x, y, keys, inits
 
 
+@pytest.mark.slow
 def test_member_i_equals_configuration_i_trained_alone(problem):
     """Three (η, λ) settings, two epochs each, at η small enough that float noise stays small."""
     x, y, keys, inits = problem
@@ -45,6 +46,7 @@ def test_member_i_equals_configuration_i_trained_alone(problem):
         np.testing.assert_allclose([c[i] for c in hist["training_cost"]], h["training_cost"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_members_really_differ(problem):
     """The check above is not vacuous: different η give different parameters."""
     x, y, keys, inits = problem

@@ -139,6 +139,7 @@ def test_sgd_refuses_non_positive_eta(eta):
         optim.sgd(eta)
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_chapter1_network_learns_mnist_in_one_epoch(mnist):
     """[784, 30, 10], η = 3, large init, quadratic cost: ≥ 90% on the test set after one epoch

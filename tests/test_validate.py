@@ -14,15 +14,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from experiments import ch1, common
-from experiments.common import RunConfig
+from experiments import ch1, run_config
+from experiments.run_config import RunConfig
 from nnjax import activations, autodiff, costs, init, network, optim, train, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 NET = network.Network((6, 5, 3))
 PARAMS = init.init_params(jax.random.key(0), NET.sizes)
 VALID = RunConfig("v", (784, 30, 10), eta=3.0, epochs=2)
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: conftest's profile
 
 
 def assert_clear(call, *names):
@@ -67,7 +67,7 @@ def test_random_bad_data_shapes(x_shape, x_dtype, y_shape, y_dtype):
     assert_clear(lambda: network.cost(PARAMS, x, y, NET), "x", "y")
 
 
-@settings(SETTINGS, max_examples=30)
+@settings(SETTINGS, max_examples=max(1, SETTINGS.max_examples // 2))
 @given(st.lists(st.integers(1, 7), min_size=2, max_size=4).map(tuple))
 def test_layer_sizes_that_do_not_chain(sizes):
     assume(sizes != NET.sizes)
@@ -193,19 +193,19 @@ def test_bad_config_fields(bad):
 def test_unknown_config_fields(name, value):
     assume(name not in {f.name for f in dataclasses.fields(RunConfig)})
     assert_clear(lambda: RunConfig(**dataclasses.asdict(VALID), **{name: value}), name)
-    assert_clear(lambda: common.override(VALID, [f"{name}={value}"]), name)
+    assert_clear(lambda: run_config.override(VALID, [f"{name}={value}"]), name)
 
 
 def test_override_parses_and_checks():
-    cfg = common.override(VALID, ["eta=0.5", "sizes=784,100,10", "train_size=1000", "book=none", "l1=True",
+    cfg = run_config.override(VALID, ["eta=0.5", "sizes=784,100,10", "train_size=1000", "book=none", "l1=True",
                                   "lmbda=5"])
     assert (cfg.eta, cfg.sizes, cfg.train_size, cfg.book, cfg.l1, cfg.lmbda) == (0.5, (784, 100, 10), 1000, None,
                                                                                  True, 5.0)
-    assert_clear(lambda: common.override(VALID, ["l1=yes"]), "l1")
-    assert_clear(lambda: common.override(VALID, ["eta"]), "FIELD=VALUE")
-    assert_clear(lambda: common.override(VALID, ["sizes=784,x"]), "sizes")
-    assert_clear(lambda: common.override(VALID, ["epochs=many"]), "epochs")
-    assert_clear(lambda: common.override(VALID, ["batch_size=-1"]), "batch_size")
+    assert_clear(lambda: run_config.override(VALID, ["l1=yes"]), "l1")
+    assert_clear(lambda: run_config.override(VALID, ["eta"]), "FIELD=VALUE")
+    assert_clear(lambda: run_config.override(VALID, ["sizes=784,x"]), "sizes")
+    assert_clear(lambda: run_config.override(VALID, ["epochs=many"]), "epochs")
+    assert_clear(lambda: run_config.override(VALID, ["batch_size=-1"]), "batch_size")
 
 
 # ---------------------------------------------------------------- command lines
@@ -227,7 +227,7 @@ def test_bad_command_lines_fail_before_any_work(capsys, option, value):
         assume(not (value.isdigit() and int(value) >= 1))
     if option == "--set":
         try:
-            common.override(VALID, [value])
+            run_config.override(VALID, [value])
             assume(False)  # a valid override: nothing to refuse
         except (ValueError, TypeError):
             pass
