@@ -9,8 +9,8 @@ any network JAX can differentiate.
 
 import jax
 
-from nnjax.backprop import GradFn
 from nnjax.network import Network, cost
+from nnjax.train import GradFn
 
 
 def make_grad(net: Network) -> GradFn:

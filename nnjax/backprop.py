@@ -16,15 +16,13 @@ as ``jax.grad`` of `nnjax.network.cost` (see `nnjax.autodiff`), so training can 
 either; tests check the two against each other and against finite differences.
 """
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 
 from nnjax.network import Network, Params, targets
+from nnjax.train import GradFn
 
 Array = jax.Array
-GradFn = Callable[[Params, Array, Array], Params]
 
 
 def _forward(params: Params, a: Array, net: Network) -> tuple[list[Array], list[Array]]:
