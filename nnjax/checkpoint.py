@@ -226,20 +226,16 @@ def layout(state: State) -> dict:
 
 
 class Checkpoints(Piece):
-    """Save the run every ``every`` epochs, after the last and when a piece stops it; with
-    ``resume``, continue from the newest intact checkpoint in ``directory`` (bit-identical:
-    epoch e's key depends only on (key, e)).
-
-    pin: JSON-like settings a resumed run must match, besides the program's and the data's
-    shapes; config: the whole config instead. notes: an object whose ``save()`` gives the
-    JSON kept in place of the history and whose ``load(json)`` takes it back.
-    """
+    """Save the run every ``every`` epochs, after the last and when stopped; ``resume`` continues
+    from the newest intact one, bit-identical. pin: settings a resume must match besides the
+    program's and data's (config: all of them); notes: ``save()``/``load(json)`` of the JSON
+    kept instead of the history (docs/design.md, "Checkpoint layout")."""
 
     def __init__(self, directory, every: int = 1, resume: bool = False, pin=None, config: dict | None = None,
                  notes=None):
         validate.integer("checkpoint_every", every, 1)
-        self.directory, self.every, self.resume, self.pin, self.config, self.notes = \
-            directory, every, resume, pin, config, notes
+        self.directory, self.every, self.resume, self.pin, self.config, self.notes = (directory, every, resume, pin,
+                                                                                       config, notes)
 
     def start(self, run: Run) -> None:
         if self.config is None:
@@ -254,10 +250,7 @@ class Checkpoints(Piece):
         run.state = run.state.replace(params=s["params"], opt_state=s["opt_state"], key=s["key"],
                                       epoch=jax.numpy.asarray(found.epoch, jax.numpy.int32),
                                       extra={k: s[k] for k in run.state.extra})
-        if self.notes is None:
-            run.history = found.history
-        else:
-            self.notes.load(found.history)
+        run.history = found.history if self.notes is None else self.notes.load(found.history) or run.history
         run.checkpoint, run.stop = found.path, bool(run.state.extra.get("stopped", False))
 
     def after(self, run: Run) -> None:

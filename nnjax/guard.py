@@ -96,9 +96,8 @@ def locate(build_epoch: Callable, grad_fn: Callable, state, *data) -> tuple[int 
 
 
 class Guard(Piece):
-    """Stop `nnjax.train.fit` with `NonFiniteError` once the parameters, optimiser state or a
-    recorded cost is NaN/Inf, naming the first non-finite step; that epoch is not checkpointed.
-    Put it after `nnjax.monitor.Evaluate` and before `nnjax.checkpoint.Checkpoints`."""
+    """`NonFiniteError` once the parameters, optimiser state or a recorded cost is NaN/Inf (put
+    it after `nnjax.monitor.Evaluate`, before `nnjax.checkpoint.Checkpoints`)."""
 
     def measure(self, run: Run) -> None:
         e, program, record = run.record["epoch"], run.program, run.record

@@ -27,20 +27,18 @@ def epochs_without_improvement(accuracy: Sequence[float], since: int = 0) -> int
 
 
 def halt(run: Run) -> None:
-    """End the run after this epoch (and remember it in the state, when the state keeps ``stopped``)."""
+    """End the run after this epoch (kept in the state when it has ``stopped``)."""
     run.stop = True
     if "stopped" in run.state.extra:
         run.state = run.state.replace(extra={**run.state.extra, "stopped": jnp.asarray(True)})
 
 
 class Evaluate(Piece):
-    """Score every epoch (ch3, network2.py's ``monitor_*``).
+    """Record ``evaluation_accuracy``/``_cost`` on ``data`` and, with ``monitor_training``, ``training_*``
+    (ch3, network2.py's ``monitor_*``) by ``evaluate(params, x, y) -> (correct, mean cost)``.
 
-    evaluate: ``(params, x, y) -> (number correct, mean cost)``, e.g. ``partial(network.evaluate, net=net)``.
-    Records ``evaluation_accuracy``/``_cost`` on ``data`` and, with ``monitor_training``,
-    ``training_accuracy``/``_cost``. penalty: ``(params, λ, size) -> term`` added to each
-    cost as network2.py reports it (`nnjax.optim.l2_penalty`), with ``lmbda`` or else each
-    member's λ from the optimiser state. members: one value per member in each entry.
+    penalty: ``(params, λ, size) -> term`` added to each cost as network2.py reports it
+    (`nnjax.optim.l2_penalty`), λ = ``lmbda`` or each member's from the optimiser state.
     """
 
     def __init__(self, evaluate: Callable, data=None, monitor_training: bool = False, penalty: Callable | None = None,
@@ -96,11 +94,8 @@ class EarlyStopping(Piece):
 
 
 class EtaSchedule(Piece):
-    """Halve η after ``after`` epochs without a new best evaluation accuracy, counted afresh after
-    each change; end when η would fall to η₀·``min_fraction`` (ch3, "variable learning rate").
-
-    Needs η in the optimiser state (`nnjax.optim.sgd`); records ``learning_rate``, the η of each epoch.
-    """
+    """Halve η after ``after`` epochs without a new best evaluation accuracy (counted afresh after each
+    change); end when η would fall to η₀·``min_fraction`` (ch3, "variable learning rate"). Records ``learning_rate``."""
 
     def __init__(self, after: int, min_fraction: float = 1 / 128):
         if not 0 < min_fraction < 1:

@@ -1,10 +1,7 @@
-"""Mini-batch stochastic gradient descent as compiled programs, and the one loop over epochs (ch1, ``SGD``).
+"""Mini-batch SGD as compiled programs (`make_step`, `make_epoch`) and the one loop over epochs, `fit` (ch1, ``SGD``).
 
-- `make_step`: one update from one mini-batch's mean gradient (ch1, eq. 20).
-- `make_epoch`: one epoch as one `lax.scan`, ``epoch(state, x, y) -> state``.
-- `fit`: runs any such program epoch after epoch; evaluation, early stopping, the η
-  schedule, the NaN guard and checkpoints are `Piece`s it takes (`nnjax.monitor`,
-  `nnjax.guard.Guard`, `nnjax.checkpoint.Checkpoints`). See docs/design.md.
+Evaluation, early stopping, the η schedule, the NaN guard and checkpoints are `Piece`s
+`fit` takes (`nnjax.monitor`, `nnjax.guard.Guard`, `nnjax.checkpoint.Checkpoints`); see docs/design.md.
 """
 
 import dataclasses
@@ -25,12 +22,8 @@ GradFn = Callable[..., Any]  # (params, x, y[, key]) -> the mean gradient, shape
 
 @struct.dataclass
 class State:
-    """The training state: parameters, optimiser state, PRNG key and epochs done.
-
-    With a leading member axis on params, opt_state and key it is an ensemble's or a
-    sweep's (`nnjax.sweep`). extra: arrays kept with the state and saved in checkpoints
-    (e.g. the η schedule's counters, `nnjax.monitor.counters`).
-    """
+    """Parameters, optimiser state, PRNG key (a member axis on all three for an ensemble or a
+    sweep) and epochs done; extra: arrays kept and checkpointed with them (`nnjax.monitor.counters`)."""
 
     params: Any
     opt_state: Any
@@ -40,10 +33,7 @@ class State:
 
 
 def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
-    """``step(params, opt_state, x, y, key=None) -> (params, opt_state)``: w → w − (η/m) Σ_x ∇C_x (ch1, eq. 20).
-
-    A stochastic gradient (dropout) takes the step's key as a fourth argument.
-    """
+    """``step(params, opt_state, x, y, key=None)``: w → w − (η/m) Σ_x ∇C_x (ch1, eq. 20); a key goes to ``grad_fn``."""
 
     def step(params, opt_state, x, y, key=None):
         grads = grad_fn(params, x, y) if key is None else grad_fn(params, x, y, key)
@@ -54,8 +44,7 @@ def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
 
 
 def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
-    """Indices of each mini-batch, (n // batch_size, batch_size): a permutation drawn from
-    ``key`` (network.py), or 0, 1, …, n − 1 with ``key=None`` (network3.py); the rest is dropped."""
+    """(n // batch_size, batch_size) indices: a permutation from ``key`` (network.py), else 0…n−1 (network3.py)."""
     order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
     steps = n // batch_size
     return order[: steps * batch_size].reshape(steps, batch_size)
@@ -63,12 +52,11 @@ def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
 
 def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int, shuffle: bool = True,
                stochastic: bool = False, unroll: int = 1, members: bool = False, jit: bool = True):
-    """``epoch(state, x, y) -> state``: one pass over (x, y) as one `lax.scan` (ch1, ``SGD``).
+    """``epoch(state, x, y) -> state``: one pass over (x, y) as one `lax.scan` (ch1, ``SGD``); the rest is dropped.
 
-    Epoch e uses the key ``fold_in(state.key, e)``: split for the training order (shuffle,
-    else the fixed order) and, if ``stochastic``, for each step's ``grad_fn`` key (dropout).
-    members: `jax.vmap` over a leading member axis of params, opt_state and key (the data
-    is shared); each member is trained exactly as alone. unroll: `lax.scan`'s ``unroll``.
+    Epoch e's key ``fold_in(state.key, e)`` draws the order (if ``shuffle``) and each step's
+    ``grad_fn`` key (if ``stochastic``: dropout). members: vmapped over the state's member
+    axis, data shared, each member exactly as alone. unroll: `lax.scan`'s ``unroll``.
     """
     step = make_step(grad_fn, optimizer)
 
@@ -110,18 +98,17 @@ def _check(program, state: State, data) -> tuple:
     def shapes(tree):
         return jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), tree)
 
-    def signature(tree):  # dtypes may differ: optax casts each update to its parameter's dtype
-        return jax.tree.structure(tree), [a.shape for a in jax.tree.leaves(shapes(tree))]
+    def signature(tree):  # not dtypes: optax casts each update to its parameter's dtype
+        return jax.tree.structure(tree), [a.shape for a in jax.tree.leaves(tree)]
 
     batch = [jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype) for a in (x, y)]
     try:
         jax.eval_shape(program, state, *shapes((x, y)))
         grads = jax.eval_shape(program.grad_fn, params, *batch, *shapes((key,) if program.settings["stochastic"] else ()))
-    except jax.errors.KeyReuseError:
-        raise
     except Exception as err:
-        raise ValueError(f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
-                         f"the gradient function: one epoch fails to trace with {type(err).__name__}: {err}") from err
+        raise err if isinstance(err, jax.errors.KeyReuseError) else ValueError(
+            f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit the gradient "
+            f"function: one epoch fails to trace with {type(err).__name__}: {err}") from err
     if signature(grads) != signature(params):
         raise ValueError("the gradient function must return a pytree shaped like params; it turns "
                          f"params {signature(params)} into gradients {signature(grads)}")
@@ -129,10 +116,7 @@ def _check(program, state: State, data) -> tuple:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (or a KeyboardInterrupt from ``on_epoch``) stopped `fit`.
-
-    history: the finished epochs' history; checkpoint: the newest checkpoint written, or None.
-    """
+    """Ctrl-C stopped `fit`; history: the finished epochs', checkpoint: the newest written (or None)."""
 
     def __init__(self, history: dict[str, list], checkpoint_path=None):
         done = min(map(len, history.values()), default=0)  # Ctrl-C may land between two appends
@@ -142,9 +126,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 @dataclasses.dataclass
-class Run:
-    """What `fit`'s pieces see and may change."""
-
+class Run:  # what `fit`'s pieces see and may change
     program: Callable
     state: State
     data: tuple
@@ -158,20 +140,12 @@ class Run:
 
 
 class Piece:
-    """A part of `fit`'s loop; hooks run in the order the pieces are given.
+    """A part of `fit`'s loop, hooks run in the order of the pieces: ``start`` before the first
+    epoch, ``measure`` after each (adding to ``run.record``), ``after`` once the record is in the history."""
 
-    start: before the first epoch (checks, resuming). measure: after each epoch, adding
-    to ``run.record`` or raising. after: once the record is in ``run.history``.
-    """
-
-    def start(self, run: Run) -> None:
-        pass
-
-    def measure(self, run: Run) -> None:
-        pass
-
-    def after(self, run: Run) -> None:
-        pass
+    def start(self, run: Run) -> None: ...
+    def measure(self, run: Run) -> None: ...
+    def after(self, run: Run) -> None: ...
 
 
 def fit(program: Callable, state: State, data: tuple, *, epochs: int, pieces: Sequence[Piece] = (),
@@ -179,9 +153,8 @@ def fit(program: Callable, state: State, data: tuple, *, epochs: int, pieces: Se
     """Run ``program(state, *data) -> state`` until ``state.epoch`` reaches ``epochs`` or a piece stops it.
 
     program: any compiled epoch (`make_epoch`, `nnjax.parallel`'s); data: its jit arguments.
-    Returns the last state and the history: per epoch ``epoch``, ``seconds`` (the program's
-    wall time) and what the pieces record; ``on_epoch(record)`` is called after each epoch.
-    A KeyboardInterrupt becomes `Interrupted`. Arguments are checked before compiling.
+    Returns the last state and the history: per epoch ``epoch``, ``seconds`` and what the pieces
+    record, also passed to ``on_epoch``. Ctrl-C raises `Interrupted`. Arguments are checked first.
     """
     validate.integer("epochs", epochs, 0)
     data = program.check(state, data) if hasattr(program, "check") else tuple(data)
