@@ -87,7 +87,7 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
 
 def _check(program, state: State, data) -> tuple:
     """The training data, checked; one epoch and one gradient traced abstractly, so mismatches fail clearly."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2 or jnp.ndim(data[0]) == 2:  # not images
+    if not isinstance(data, (tuple, list)) or len(data) != 2 or jnp.ndim(data[0]) != 4:  # not NHWC images
         data = validate.data_pair("training_data", data)
     x, y = data
     batch_size = program.settings["batch_size"]
