@@ -79,7 +79,7 @@ def nnjax_program(cfg, gradient: str, n: int, unroll: int = 1):
         net, opt = cfg.network(), common.optimizer_for(cfg, n)
         grad = common.gradient_fn(net, gradient)
         params = init.init_params(key, net.sizes, cfg.init)
-        return jax.jit(train.make_epoch(grad, opt, cfg.batch_size, unroll=unroll)), (params, opt.init(params)), (grad, opt)
+        return train.make_epoch(grad, opt, cfg.batch_size, unroll=unroll), (params, opt.init(params)), (grad, opt)
     net, opt, epoch, _ = ch6.programs(dataclasses.replace(cfg, gradient=gradient), n, 1)
     params = net.init(key, (28, 28, 1))[1]
     return epoch, (params, opt.init(params)), None
@@ -91,7 +91,7 @@ def compiled_epoch(epoch, state, x, y, repeats: int, scale: float, key=None) -> 
     key: the epoch's key (keys, for members); default ``jax.random.key(1)``.
     """
     key = jax.random.key(1) if key is None else key
-    args = (*state, key, jax.device_put(x), jax.device_put(y))
+    args = (train.State(*state, key), jax.device_put(x), jax.device_put(y))
     start = time.perf_counter()
     run = epoch.lower(*args).compile()
     compile_s = time.perf_counter() - start

@@ -60,22 +60,19 @@ def time_steps(net_id: str, steps: int, members: int, before: bool, shard: bool)
     x = jax.random.uniform(jax.random.key(1), (steps * cfg.batch_size, 28, 28, 1))
     y = jax.random.randint(jax.random.key(2), (steps * cfg.batch_size,), 0, 10)
     with plain_autodiff() if before else contextlib.nullcontext():
-        net, opt, _, _ = ch6.programs(cfg, 250_000, members)
-        epoch = train.make_epoch(ch6.gradient(cfg, net, 250_000), opt, cfg.batch_size, cfg.shuffle, cfg.dropout > 0)
+        net, opt, run, _ = ch6.programs(cfg, 250_000, members)
         keys = jax.random.split(jax.random.key(0), members)
         params = ensemble.init_members(net.init, keys, (28, 28, 1))
         state = (params, jax.vmap(opt.init)(params), keys)
         if members == 1:
             state = jax.tree_util.tree_map(lambda a: a[0], state)
-            run = jax.jit(epoch)
-        else:
-            run = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None, None)))
-            if shard:
-                state = parallel.shard_members(state)
+        elif shard:
+            state = parallel.shard_members(state)
+        state = train.State(*state)
         start = time.perf_counter()
-        jax.block_until_ready(run(*state, x, y))
+        jax.block_until_ready(run(state, x, y))
     compile_s = time.perf_counter() - start
-    timing = bench.best_of(lambda: jax.block_until_ready(run(*state, x, y)), 3, 1.0 / steps)
+    timing = bench.best_of(lambda: jax.block_until_ready(run(state, x, y)), 3, 1.0 / steps)
     return {"compile_s": compile_s, "s_per_step": timing["seconds"], "cpu_s_per_step": timing["cpu_seconds"],
             "members": members, "device_count": jax.device_count()}
 

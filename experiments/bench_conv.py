@@ -37,7 +37,7 @@ def epoch_fn(arch, variant: str, n: int, eta: float = 0.03, lmbda: float = 0.1, 
     _, params = net.init(jax.random.key(0), (28, 28, 1))
     grad = convnet.make_grad(net.apply) if method == "autodiff" else conv_backprop.make_grad(arch, impl=impl)
     opt = optim.sgd(eta, lmbda=lmbda, n=n, scaling="network3", batch_size=batch_size)
-    return jax.jit(train.make_epoch(grad, opt, batch_size, shuffle=False)), (params, opt.init(params))
+    return train.make_epoch(grad, opt, batch_size, shuffle=False), (params, opt.init(params))
 
 
 def time_epochs(net_id: str, images: int, rounds: int, variants=VARIANTS) -> dict:
@@ -47,12 +47,12 @@ def time_epochs(net_id: str, images: int, rounds: int, variants=VARIANTS) -> dic
     y = jax.random.randint(jax.random.key(2), (images,), 0, 10)
     fns = {v: epoch_fn(arch, v, images) for v in variants}
     for fn, state in fns.values():  # compile and warm up
-        jax.block_until_ready(fn(*state, jax.random.key(0), x, y))
+        jax.block_until_ready(fn(train.State(*state, jax.random.key(0)), x, y))
     times, cpu = {v: [] for v in variants}, {v: [] for v in variants}
     for _ in range(rounds):
         for v, (fn, state) in fns.items():
             start, start_cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(fn(*state, jax.random.key(0), x, y))
+            jax.block_until_ready(fn(train.State(*state, jax.random.key(0)), x, y))
             times[v].append((time.perf_counter() - start) * 50_000 / images)
             cpu[v].append((time.process_time() - start_cpu) * 50_000 / images)
     return {v: {"best_s": min(t), "median_s": float(np.median(t)), "runs_s": t, "cpu_s": cpu[v]}

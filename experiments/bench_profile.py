@@ -103,15 +103,23 @@ def plain_update_epoch(grad, steps: int):
 def uint8_epoch(grad, opt):
     """The whole step on images kept as bytes (pixel·255), turned into floats in the step: a quarter of the
     bytes to gather. Its leading arguments end with the byte images; the float ones are ignored."""
-    epoch = train.make_epoch(lambda p, xb, yb: grad(p, xb.astype(jnp.float32) / 255, yb), opt, BATCH)
+    epoch = classic(train.make_epoch(lambda p, xb, yb: grad(p, xb.astype(jnp.float32) / 255, yb), opt, BATCH))
     return lambda params, opt_state, key, x8, x, y: epoch(params, opt_state, key, x8, y)
+
+
+def classic(epoch):
+    """``train.make_epoch``'s program as ``epoch(params, opt_state, key, x, y) -> (params, opt_state)``."""
+    def run(params, opt_state, key, x, y):
+        state = epoch(train.State(params, opt_state, key), x, y)
+        return state.params, state.opt_state
+    return run
 
 
 def levers(params, x, steps: int) -> dict:
     """Variants of the whole step: name → (epoch function, its leading arguments)."""
     grad, opt = backprop.make_grad(NET), optim.sgd(ETA)
     state = (params, opt.init(params), jax.random.key(1))
-    out = {f"step, unroll {u}": (train.make_epoch(grad, opt, BATCH, unroll=u), state) for u in (1, 2, 4, 8, 16)}
+    out = {f"step, unroll {u}": (classic(train.make_epoch(grad, opt, BATCH, unroll=u)), state) for u in (1, 2, 4, 8, 16)}
     out["step, contiguous slices"] = (contiguous_epoch(grad, opt, steps), state)
     out["step, plain w − η∇ update"] = (plain_update_epoch(grad, steps), state)
     out["step, images as uint8"] = (uint8_epoch(grad, opt), (*state, jnp.round(x * 255).astype(jnp.uint8)))
@@ -133,8 +141,8 @@ def loop_kernels(compiled) -> int:
 def step_kernels(params, x, y, steps: int) -> list[dict]:
     """`kernel_times` of the whole step (hand backprop, optax SGD, unroll 1) over ``steps`` mini-batches."""
     grad, opt = backprop.make_grad(NET), optim.sgd(ETA)
-    args = (params, opt.init(params), jax.random.key(1), x, y)
-    return kernel_times(jax.jit(train.make_epoch(grad, opt, BATCH)).lower(*args).compile(), args, steps)
+    args = (train.State(params, opt.init(params), jax.random.key(1)), x, y)
+    return kernel_times(train.make_epoch(grad, opt, BATCH).lower(*args).compile(), args, steps)
 
 
 def measure(programs: dict, x, y, rounds: int, steps: int) -> dict:

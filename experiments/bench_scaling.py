@@ -7,7 +7,7 @@ hand-derived backprop) and the same timing as `experiments.bench` (compile apart
 the best of ``--rounds`` runs, wall and process CPU time):
 
 - members: k = 1, 2, 4, …, 64 networks trained as one vmapped program
-  (`nnjax.sweep.make_epoch`, each member its own initialisation and shuffle), timing
+  (``nnjax.train.make_epoch(..., members=True)``, each member its own initialisation and shuffle), timing
   ``--steps`` mini-batches and scaling to the 50,000-image epoch;
 - width: [784, h, 10] for h from 30 to 3,000, ``--steps`` mini-batches, scaled likewise;
 - data: whole epochs over the first n of the 250,000 expanded images (the book's
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from experiments import bench, bench_flops, command_line
-from nnjax import backprop, expand, init, optim, sweep, train
+from nnjax import backprop, expand, init, optim, train
 from nnjax.network import Network
 
 ETA, BATCH, EPOCH = 3.0, 10, 50_000
@@ -36,10 +36,10 @@ def program(hidden: int, members: int | None):
     grad = backprop.make_grad(net)
     if members is None:
         params = init.init_params(jax.random.key(0), net.sizes, init.large)
-        return jax.jit(train.make_epoch(grad, opt, BATCH)), (params, opt.init(params), jax.random.key(1))
+        return train.make_epoch(grad, opt, BATCH), (params, opt.init(params), jax.random.key(1))
     keys = jax.random.split(jax.random.key(0), members)
     params = jax.vmap(lambda k: init.init_params(k, net.sizes, init.large))(keys)
-    return jax.jit(sweep.make_epoch(grad, opt, BATCH)), (params, jax.vmap(opt.init)(params), keys)
+    return train.make_epoch(grad, opt, BATCH, members=True), (params, jax.vmap(opt.init)(params), keys)
 
 
 def point(hidden: int, members: int | None, x, y, rounds: int, scale: float, rate: dict) -> dict:

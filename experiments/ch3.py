@@ -16,7 +16,6 @@ the training runs, the sweeps and the more-data curve (not the S-sweep timing).
 
 import dataclasses
 import time
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -25,7 +24,7 @@ import numpy as np
 
 from experiments import ch3_plots, cli, command_line, common, interrupts, numpy_baselines, progress, result_files
 from experiments.run_config import RunConfig
-from nnjax import data, init, network, optim, sweep, train
+from nnjax import checkpoint, data, init, monitor, network, optim, sweep, train
 
 CE = dict(cost="cross_entropy", batch_size=10)
 LARGE, DEFAULT = dict(init="large", **CE), dict(init="default", **CE)
@@ -157,16 +156,15 @@ def sweep_records(cfg: RunConfig, name: str, values, mnist, n_seeds: int, verbos
     keys = jnp.stack([split[s][1] for _, s in members])
     show = progress.progress_printer(cfg.id, cfg.epochs, len(evaluation[1])) if verbose else None
     pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
+    opt = common.optimizer_for(cfg, len(training[1]))
+    state = sweep.init(params, opt, {name: jnp.array([v for v, _ in members])}, keys)
+    program = train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size, members=True)
+    pieces = common.pieces_for(cfg, net, evaluation, members=True, resume=resume, pin=pinned | {"members": members},
+                               checkpoint_dir=checkpoint_dir and Path(checkpoint_dir) / cfg.id / "sweep",
+                               checkpoint_every=checkpoint_every)
     start = time.perf_counter()
     try:
-        _, hist = sweep.fit(params, common.gradient_fn(net, cfg.gradient), common.optimizer_for(cfg, len(training[1])),
-                            training, hyperparams={name: jnp.array([v for v, _ in members])}, epochs=cfg.epochs,
-                            batch_size=cfg.batch_size, keys=keys, evaluate=partial(network.evaluate, net=net),
-                            evaluation_data=evaluation, monitor_training=cfg.monitor_training,
-                            penalty=optim.l1_penalty if cfg.l1 else optim.l2_penalty if cfg.lmbda else None,
-                            on_epoch=show, checkpoint_dir=checkpoint_dir and Path(checkpoint_dir) / cfg.id / "sweep",
-                            checkpoint_every=checkpoint_every, checkpoint_config=pinned | {"members": members},
-                            resume=resume)
+        _, hist = train.fit(program, state, training, epochs=cfg.epochs, pieces=pieces, on_epoch=show)
     except train.Interrupted as stop:
         done = stop.history["epoch"]
         raise common.Interrupted(value_records(cfg, name, values, members, stop.history, time.perf_counter() - start,
@@ -212,10 +210,12 @@ def more_data_records(cfg: RunConfig, mnist, sizes, images_seen: int, svm_max: i
             t = time.perf_counter()
             ckpt = checkpoint_dir and Path(checkpoint_dir) / "3i" / f"n{n}"
             pinned = {k: v for k, v in dataclasses.asdict(c).items() if k not in ("book", "note", "epochs")}
-            params, _ = train.fit(init.init_params(k_init, net.sizes, c.init), common.gradient_fn(net, c.gradient),
-                                  common.optimizer_for(c, n), training, epochs=c.epochs, batch_size=c.batch_size,
-                                  key=k_train, checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
-                                  checkpoint_config=pinned, resume=resume)
+            opt, params = common.optimizer_for(c, n), init.init_params(k_init, net.sizes, c.init)
+            pieces = [checkpoint.Checkpoints(ckpt, checkpoint_every, resume, pinned)] if ckpt else []
+            state, _ = train.fit(train.make_epoch(common.gradient_fn(net, c.gradient), opt, c.batch_size),
+                                 train.State(params, opt.init(params), k_train, extra=monitor.counters()), training,
+                                 epochs=c.epochs, pieces=pieces)
+            params = state.params
             correct, _ = network.evaluate(params, *evaluation, net)
             curve.append({"n": n, "epochs": c.epochs, "lmbda": c.lmbda, "accuracy": result_files.percent(int(correct), len(evaluation[1])),
                           "wall_s": time.perf_counter() - t})
@@ -254,15 +254,18 @@ def timing_record(cfg: RunConfig, mnist, etas, verbose: bool) -> dict:
     grad, n = common.gradient_fn(net, cfg.gradient), len(training[1])
     k_init, k_train = jax.random.split(jax.random.key(0))
     params = init.init_params(k_init, net.sizes, cfg.init)
-    kw = dict(epochs=cfg.epochs, batch_size=cfg.batch_size)
     seq = []
     for eta in etas:
         t = time.perf_counter()
-        _, h = train.fit(params, grad, optim.sgd(eta, lmbda=cfg.lmbda, n=n), training, key=k_train, **kw)
+        opt = optim.sgd(eta, lmbda=cfg.lmbda, n=n)
+        _, h = train.fit(train.make_epoch(grad, opt, cfg.batch_size), train.State(params, opt.init(params), k_train),
+                         training, epochs=cfg.epochs)
         seq.append({"total_s": time.perf_counter() - t, "steady_s": sum(h["seconds"][1:])})
     t = time.perf_counter()
-    _, h = sweep.fit(sweep.stack([params] * len(etas)), grad, common.optimizer_for(cfg, n), training,
-                     hyperparams={"learning_rate": jnp.array(etas)}, keys=jnp.stack([k_train] * len(etas)), **kw)
+    opt = common.optimizer_for(cfg, n)
+    state = sweep.init(sweep.stack([params] * len(etas)), opt, {"learning_rate": jnp.array(etas)},
+                       jnp.stack([k_train] * len(etas)))
+    _, h = train.fit(train.make_epoch(grad, opt, cfg.batch_size, members=True), state, training, epochs=cfg.epochs)
     one = {"total_s": time.perf_counter() - t, "steady_s": sum(h["seconds"][1:])}
     seq_total, seq_steady = sum(r["total_s"] for r in seq), sum(r["steady_s"] for r in seq)
     result = {"etas": list(etas), "epochs": cfg.epochs, "sequential": seq, "sequential_total_s": seq_total,

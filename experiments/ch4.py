@@ -235,12 +235,13 @@ def train_on_f(hidden: int, seed: int, cfg: Ch4Config, x_eval) -> dict:
     xs = jnp.linspace(0, 1, cfg.sgd_points, dtype=jnp.float32)[:, None]
     ys = f(xs)
     optimizer = optim.sgd(cfg.sgd_eta)
-    opt_state = optimizer.init(params)
-    epoch = jax.jit(train.make_epoch(backprop.make_grad(net), optimizer, cfg.sgd_batch))
+    state = train.State(params, optimizer.init(params), k_train)
+    epoch = train.make_epoch(backprop.make_grad(net), optimizer, cfg.sgd_batch)
     history = {"epoch": [], "max": [], "mean": []}
     start = time.perf_counter()
     for e in range(cfg.sgd_epochs):
-        params, opt_state = epoch(params, opt_state, jax.random.fold_in(k_train, e), xs, ys)
+        state = epoch(state, xs, ys)  # epoch e's key: fold_in(k_train, e)
+        params = state.params
         if (e + 1) % cfg.sgd_every == 0 or e + 1 == cfg.sgd_epochs:
             err = abs_errors(Construction(net, params), f, x_eval)
             history["epoch"].append(e + 1)

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch6_plots, cli, command_line, common, interrupts, result_files, workers
+from experiments import ch6_plots, cli, command_line, common, interrupts, progress, result_files, workers
 from experiments.run_config import setting
 from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
@@ -186,9 +186,8 @@ def programs(cfg: ConvConfig, n: int, members: int):
 
     def outputs(params, x):
         return convnet.outputs(net.apply, params, x)
-    if members == 1:
-        return net, opt, jax.jit(train.make_epoch(*args)), jax.jit(lambda p, x: outputs(p, x)[None])
-    return net, opt, jax.jit(ensemble.make_epoch(*args)), jax.jit(jax.vmap(outputs, in_axes=(0, None)))
+    epoch = train.make_epoch(*args, members=members > 1)
+    return net, opt, epoch, jax.jit(jax.vmap(outputs, in_axes=(0, None)) if members > 1 else lambda p, x: outputs(p, x)[None])
 
 
 def percent(predictions, labels) -> float:
@@ -197,90 +196,100 @@ def percent(predictions, labels) -> float:
 
 
 def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, checkpoint_dir=None,
-                  checkpoint_every: int = 1, resume: bool = False):
-    """Train one network per seed (one vmapped program when several); evaluate every epoch.
+                  checkpoint_every: int = 1, resume: bool = False) -> dict:
+    """Train one network per seed (one vmapped program when several), evaluating every epoch; its `result`.
 
-    A generator: after each epoch it yields the result so far, so the last one yielded is
-    the run's result and a Ctrl-C keeps the finished epochs' one. A result holds the
-    per-epoch histories (member and, for ensembles, combined accuracies on validation and
-    test), the test accuracy at the best-validation epoch, the test errors there, the conv
-    weights there, and the (combined) predictions at that epoch and at the last one.
-    With ``checkpoint_dir`` the whole state (params, optimiser state, keys, history and
-    the best-validation epoch's errors, filters and predictions) is saved there every
-    ``checkpoint_every`` epochs and after the last (`nnjax.checkpoint`), and ``resume``
-    continues from the newest intact one: the result is bit-identical to an
-    uninterrupted run's on the same machine. A finished run is read back without training.
+    With ``checkpoint_dir`` the state (`BestEpoch`'s arrays included) is saved there every
+    ``checkpoint_every`` epochs and after the last, and ``resume`` continues from the
+    newest intact one, bit-identical; a finished run is read back without training.
+    Ctrl-C raises `Stopped` with the result after the last finished epoch (None before one).
     """
-    (x, y), (xv, yv), (xt, yt) = datasets
-    ensemble_run = len(seeds) > 1
-    net, opt, run_epoch, outputs = programs(cfg, x.shape[0], len(seeds))
+    (x, y), validation, _ = datasets
+    net, opt, program, outputs = programs(cfg, x.shape[0], len(seeds))
     k_init, k_train = jnp.stack([jnp.stack(jax.random.split(jax.random.key(s))) for s in seeds], axis=1)
     params = ensemble.init_members(net.init, k_init, (28, 28, 1))
-    if not ensemble_run:
+    if len(seeds) == 1:
         params, k_train = jax.tree_util.tree_map(lambda a: a[0], params), k_train[0]
-    opt_state = jax.vmap(opt.init)(params) if ensemble_run else opt.init(params)
-    hist = {"validation_accuracy": [], "test_accuracy": [], "seconds": []}
-    if ensemble_run:
-        hist.update({"member_validation_accuracy": [], "member_test_accuracy": [],
-                     "mean_probability_validation_accuracy": [], "mean_probability_test_accuracy": []})
-    no_predictions = jnp.zeros((2, len(yv)), jnp.int32)
-    best = {"best_validation": -1.0, "filters": conv_weights(cfg, params, ensemble_run),
-            "predictions": no_predictions}
-    last_predictions, commits, wall_s = no_predictions, [], 0.0
-    start_epoch, config = 0, {**training_settings(cfg), "seeds": seeds}
-    if checkpoint_dir is not None:
-        found = checkpoint.resume_point(checkpoint_dir, saved_state(params, opt_state, k_train, best, last_predictions),
-                                        config=config, key=k_train, epochs=cfg.epochs, resume=resume)
-        if found is not None:
-            params, opt_state = found.state["params"], found.state["opt_state"]
-            hist, start_epoch, commits = found.history["history"], found.epoch, found.history["commits"]
-            wall_s = found.history["wall_s"]
-            best = {**found.history["best"], "filters": found.state["filters"], "predictions": found.state["best_predictions"]}
-            last_predictions = found.state["last_predictions"]
-    if start_epoch < cfg.epochs:
-        commits = commits + [common.git_commit()]  # the code that trains the coming epochs
-    if ensemble_run and len(seeds) % jax.device_count() == 0:  # members split over several devices
-        params, opt_state, k_train = parallel.shard_members((params, opt_state, k_train))
-    label = f"{cfg.id} seed{'s' * ensemble_run} {','.join(map(str, seeds))}"
-    show = common.progress_printer(label, cfg.epochs, len(yv)) if verbose else None
-    wall_start = time.perf_counter() - wall_s  # wall time counts every epoch's training and evaluation, across resumes
-    for e in range(start_epoch, cfg.epochs):
-        t = time.perf_counter()
-        keys = jax.vmap(jax.random.fold_in, (0, None))(k_train, e) if ensemble_run else jax.random.fold_in(k_train, e)
-        params, opt_state = run_epoch(params, opt_state, keys, x, y)
-        jax.block_until_ready(params)
-        seconds = time.perf_counter() - t
-        pred_v, pred_t = evaluate_epoch(hist, outputs, params, (xv, yv), (xt, yt), ensemble_run)
-        hist["seconds"].append(seconds)
-        last_predictions = jnp.stack([pred_v, pred_t]).astype(jnp.int32)
-        val = hist["validation_accuracy"][-1]
-        if val > best["best_validation"]:
+    best = BestEpoch(cfg, datasets, seeds, outputs)
+    state = train.State(params, jax.vmap(opt.init)(params) if len(seeds) > 1 else opt.init(params), k_train,
+                        extra=best.arrays(params))
+    pieces = [] if checkpoint_dir is None else [checkpoint.Checkpoints(
+        checkpoint_dir, checkpoint_every, resume, config={**training_settings(cfg), "seeds": seeds}, notes=best)]
+    show = progress.progress_printer(f"{cfg.id} seed{'s' * (len(seeds) > 1)} {','.join(map(str, seeds))}", cfg.epochs,
+                                   len(validation[1])) if verbose else None
+    try:
+        train.fit(program, state, (x, y), epochs=cfg.epochs, pieces=pieces + [best], on_epoch=show and (lambda r: show(
+            {**r, "evaluation_accuracy": int(round(r["validation_accuracy"] * len(validation[1]) / 100))})))
+    except train.Interrupted:
+        raise Stopped(best.latest) from None
+    return best.result()
+
+
+class BestEpoch(train.Piece):
+    """Chapter 6's bookkeeping: accuracies on validation and test every epoch, the
+    best-validation epoch's errors, conv filters and predictions, the last epoch's
+    predictions, wall time across resumes and the commits that trained the run.
+
+    Its arrays live in the state's ``extra`` (checkpointed); the rest is the checkpoint's
+    JSON (`save`, `load`): ``{"history", "commits", "wall_s", "best"}``.
+    """
+
+    def __init__(self, cfg: ConvConfig, datasets, seeds: list[int], outputs):
+        self.cfg, self.datasets, self.seeds, self.outputs, self.ensemble = cfg, datasets, seeds, outputs, len(seeds) > 1
+        self.hist = {"validation_accuracy": [], "test_accuracy": [], "seconds": []}
+        if self.ensemble:
+            self.hist.update({"member_validation_accuracy": [], "member_test_accuracy": [],
+                              "mean_probability_validation_accuracy": [], "mean_probability_test_accuracy": []})
+        self.best, self.commits, self.wall_s, self.latest = {"best_validation": -1.0}, [], 0.0, None
+
+    def arrays(self, params) -> dict:
+        """The initial ``State.extra``: the filters and predictions kept at the best and the last epoch."""
+        none = jnp.zeros((2, len(self.datasets[1][1])), jnp.int32)
+        return {"filters": conv_weights(self.cfg, params, self.ensemble), "best_predictions": none,
+                "last_predictions": none}
+
+    def save(self) -> dict:
+        return {"history": self.hist, "commits": self.commits, "wall_s": self.wall_s, "best": self.best}
+
+    def load(self, saved: dict) -> None:
+        self.hist, self.commits, self.wall_s, self.best = (saved[k] for k in ("history", "commits", "wall_s", "best"))
+
+    def start(self, run: train.Run) -> None:
+        if int(run.state.epoch) < run.epochs:
+            self.commits = self.commits + [result_files.git_commit()]  # the code that trains the coming epochs
+        if self.ensemble and len(self.seeds) % jax.device_count() == 0:  # members split over several devices
+            params, opt_state, key = parallel.shard_members((run.state.params, run.state.opt_state, run.state.key))
+            run.state = run.state.replace(params=params, opt_state=opt_state, key=key)
+        self.extra = run.state.extra
+        self.latest = self.result() if self.hist["test_accuracy"] else None
+        self.wall_start = time.perf_counter() - self.wall_s  # every epoch's training and evaluation, across resumes
+
+    def measure(self, run: train.Run) -> None:
+        _, validation, test = self.datasets
+        pred_v, pred_t = evaluate_epoch(self.hist, self.outputs, run.state.params, validation, test, self.ensemble)
+        yt = test[1]
+        self.hist["seconds"].append(run.record["seconds"])
+        extra = {**run.state.extra, "last_predictions": jnp.stack([pred_v, pred_t]).astype(jnp.int32)}
+        val = run.record["validation_accuracy"] = self.hist["validation_accuracy"][-1]
+        if val > self.best["best_validation"]:
             wrong = np.flatnonzero(np.asarray(pred_t != yt))
-            best = {"best_validation_epoch": e, "best_validation": val,
-                    "errors": [[int(i), int(yt[i]), int(pred_t[i])] for i in wrong],
-                    "filters": conv_weights(cfg, params, ensemble_run), "predictions": last_predictions}
-        wall_s = time.perf_counter() - wall_start
-        if checkpoint_dir is not None and ((e + 1) % checkpoint_every == 0 or e + 1 == cfg.epochs):
-            checkpoint.save(checkpoint_dir, e + 1, saved_state(params, opt_state, k_train, best, last_predictions),
-                            history={"history": hist, "commits": commits, "wall_s": wall_s,
-                                     "best": {k: v for k, v in best.items() if k not in ("filters", "predictions")}},
-                            config=config)
-        yield result(hist, best, seeds, wall_s, last_predictions, commits)
-        if show:  # after the yield: a Ctrl-C here keeps this epoch's result
-            show({"epoch": e, "evaluation_accuracy": int(round(val * len(yv) / 100)), "seconds": seconds})
-    if start_epoch == cfg.epochs:  # resumed after the last epoch: nothing left to train
-        yield result(hist, best, seeds, wall_s, last_predictions, commits)
+            self.best = {"best_validation_epoch": run.record["epoch"], "best_validation": val,
+                         "errors": [[int(i), int(yt[i]), int(pred_t[i])] for i in wrong]}
+            extra |= {"filters": conv_weights(self.cfg, run.state.params, self.ensemble),
+                      "best_predictions": extra["last_predictions"]}
+        run.state, self.extra = run.state.replace(extra=extra), extra
+        self.wall_s = time.perf_counter() - self.wall_start
+
+    def after(self, run: train.Run) -> None:
+        self.latest = self.result()
+
+    def result(self) -> dict:
+        return result(self.hist, self.best, self.extra, self.seeds, self.wall_s, self.commits)
 
 
 def conv_weights(cfg: ConvConfig, params, ensemble_run: bool) -> list:
     """The conv layers' weights (an ensemble's first member's), for the filter figures."""
     return [p["w"][0] if ensemble_run else p["w"] for spec, p in zip(cfg.arch(), params) if spec[0] == "conv"]
-
-
-def saved_state(params, opt_state, keys, best: dict, last_predictions) -> dict:
-    """The arrays a checkpoint holds; the history and the best epoch's errors travel as its history."""
-    return {"params": params, "opt_state": opt_state, "key": keys, "filters": best["filters"],
-            "best_predictions": best["predictions"], "last_predictions": last_predictions}
 
 
 def evaluate_epoch(hist: dict, outputs, params, validation, test, ensemble_run: bool):
@@ -302,15 +311,15 @@ def evaluate_epoch(hist: dict, outputs, params, validation, test, ensemble_run: 
     return pred_v, pred_t
 
 
-def result(hist: dict, best: dict, seeds: list[int], wall_s: float, last_predictions, commits: list[str]) -> dict:
-    """A run's result from its history and best-validation epoch (see `train_members`).
+def result(hist: dict, best: dict, arrays: dict, seeds: list[int], wall_s: float, commits: list[str]) -> dict:
+    """A run's result from its history, best-validation epoch and `BestEpoch` arrays (see `train_members`).
 
     ``wall_s`` counts every training epoch, also those of earlier processes before a resume.
     "predictions" holds (validation, test) predictions at the best-validation and the last epoch.
     """
-    at = {**best, "filters": [np.asarray(f) for f in best["filters"]],
-          "predictions": {"best_validation_epoch": np.asarray(best["predictions"], np.uint8),
-                          "last_epoch": np.asarray(last_predictions, np.uint8)}}
+    at = {**best, "filters": [np.asarray(f) for f in arrays["filters"]],
+          "predictions": {"best_validation_epoch": np.asarray(arrays["best_predictions"], np.uint8),
+                          "last_epoch": np.asarray(arrays["last_predictions"], np.uint8)}}
     if len(seeds) > 1:  # each member on its own, as if trained alone: test at its best-validation epoch
         member_val, member_test = np.array(hist["member_validation_accuracy"]), np.array(hist["member_test_accuracy"])
         at["member_" + METRIC] = member_test[np.argmax(member_val, axis=0), np.arange(len(seeds))].tolist()
@@ -432,12 +441,10 @@ def train_job(job: Job, datasets, verbose: bool, checkpoint_every: int = 1, resu
     in ``job.stored`` once all epochs are done. Ctrl-C: `Stopped` with the result so far."""
     if resume and job.stored is not None and job.stored.exists():
         return load_result(job.stored)
-    r = None
     try:
-        for r in train_members(job.cfg, datasets, list(job.seeds), verbose, job.directory, checkpoint_every, resume):
-            pass
-    except KeyboardInterrupt:
-        raise Stopped(r) from None
+        r = train_members(job.cfg, datasets, list(job.seeds), verbose, job.directory, checkpoint_every, resume)
+    except KeyboardInterrupt as stop:
+        raise Stopped(getattr(stop, "result", None)) from None
     if job.stored is not None and r["epochs_done"] == job.cfg.epochs:
         store_result(job.stored, r)
     return r

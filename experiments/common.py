@@ -1,6 +1,6 @@
 """Training a config over several seeds: what the chapter scripts share beside the
-config (`experiments.config`), the records and results files (`experiments.records`)
-and the command line (`experiments.options`).
+config (`experiments.run_config`), the records and results files (`experiments.result_files`)
+and the command line (`experiments.command_line`).
 
 `run_seeds` trains one `RunConfig` for several seeds; `make_record` turns the outcome
 into a results record.
@@ -16,10 +16,10 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from experiments.run_config import GRADIENTS, RunConfig, override  # noqa: F401 (tests/test_ch6.py calls common.override)
+from experiments.run_config import GRADIENTS, RunConfig
 from experiments.progress import progress_printer
-from experiments.result_files import git_commit, make_record, percent  # noqa: F401 (ch6.train_members calls common.git_commit)
-from nnjax import autodiff, backprop, checkpoint, data, guard, init, network, optim, train
+from experiments.result_files import make_record, percent
+from nnjax import autodiff, backprop, checkpoint, data, guard, init, monitor, network, optim, train
 from nnjax.network import Network
 
 
@@ -49,11 +49,24 @@ def optimizer_for(cfg: RunConfig, n: int):
 
 
 def penalty_for(cfg: RunConfig):
-    """The regularisation term network2.py adds to a reported cost, or None without one."""
-    if cfg.lmbda == 0:
-        return None
-    term = optim.l1_penalty if cfg.l1 else optim.l2_penalty
-    return lambda params, size: term(params, cfg.lmbda, size)
+    """The regularisation term ``(params, λ, size)`` network2.py adds to a reported cost, or None without one."""
+    return None if cfg.lmbda == 0 and not cfg.l1 else optim.l1_penalty if cfg.l1 else optim.l2_penalty
+
+
+def pieces_for(cfg: RunConfig, net: Network, evaluation, *, monitor_training: bool = False, members: bool = False,
+               checkpoint_dir=None, checkpoint_every: int = 1, resume: bool = False, pin=None) -> list:
+    """`nnjax.train.fit`'s pieces for a config: evaluation (with network2's cost term), the
+    config's NaN guard, early stopping and η schedule (not for members: a sweep), and
+    checkpoints in ``checkpoint_dir``."""
+    pieces = [monitor.Evaluate(partial(network.evaluate, net=net), evaluation, monitor_training or cfg.monitor_training,
+                               penalty_for(cfg), None if members else cfg.lmbda, members)]
+    if not members:
+        pieces += [guard.Guard()] if cfg.nan_guard else []
+        pieces += [monitor.EarlyStopping(cfg.stop_after)] if cfg.stop_after is not None else []
+        pieces += [monitor.EtaSchedule(cfg.halve_eta_after)] if cfg.halve_eta_after is not None else []
+    if checkpoint_dir is not None:
+        pieces.append(checkpoint.Checkpoints(checkpoint_dir, checkpoint_every, resume, pin))
+    return pieces
 
 
 def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbose: bool = True,
@@ -61,22 +74,20 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
               checkpoint_every: int = 1, resume: bool = False) -> list[dict]:
     """Train ``cfg`` once per seed; return one dict per seed with its history.
 
-    The seed s gives the key ``jax.random.key(s)``, split into the initialisation key and
-    the shuffling key. ``optimizer`` defaults to `optimizer_for` (plain SGD with η unless
-    the config regularises or uses momentum).
-    With ``checkpoint_dir``, seed s of run ``cfg.id`` checkpoints into
-    ``checkpoint_dir/<id>/seed<s>`` (see `nnjax.train.fit`), and ``resume`` continues there;
-    a resumed seed's wall time adds the training seconds of the epochs run before.
-    A seed stopped by the NaN guard is a result, not an error: its entry holds the finished
-    epochs and ``"diverged"`` (the epoch, the step and the guard's message).
+    The seed s gives ``jax.random.key(s)``, split into the initialisation and training keys.
+    ``optimizer`` defaults to `optimizer_for`. With ``checkpoint_dir``, seed s checkpoints
+    into ``checkpoint_dir/<id>/seed<s>`` and ``resume`` continues there (a resumed seed's
+    wall time adds the training seconds of the earlier epochs). A seed stopped by the NaN
+    guard is a result: its entry holds the finished epochs and ``"diverged"``.
     """
     net = cfg.network()
-    grad = gradient_fn(net, cfg.gradient)
     training, evaluation = select_data(mnist, cfg)
     training = network.check_data(training, net, f"{cfg.id} training data")
     evaluation = network.check_data(evaluation, net, f"{cfg.id} evaluation data")
     pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
     sizes = {"n_train": len(training[1]), "n_eval": len(evaluation[1])}
+    opt = optimizer or optimizer_for(cfg, len(training[1]))
+    program = train.make_epoch(gradient_fn(net, cfg.gradient), opt, cfg.batch_size)
     out = []
     for s in seeds:
         k_init, k_train = jax.random.split(jax.random.key(s))
@@ -85,15 +96,11 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
         start = time.perf_counter()
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
         before = resumed_epochs(ckpt) if resume else 0
+        pieces = pieces_for(cfg, net, evaluation, monitor_training=monitor_training, checkpoint_dir=ckpt,
+                            checkpoint_every=checkpoint_every, resume=resume, pin=pinned | {"seed": s})
         try:
-            _, hist = train.fit(params, grad, optimizer or optimizer_for(cfg, len(training[1])), training,
-                                epochs=cfg.epochs, batch_size=cfg.batch_size, key=k_train,
-                                evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
-                                monitor_training=monitor_training or cfg.monitor_training, on_epoch=show,
-                                penalty=penalty_for(cfg), stop_after=cfg.stop_after,
-                                halve_eta_after=cfg.halve_eta_after, nan_guard=cfg.nan_guard,
-                                checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
-                                checkpoint_config=pinned | {"seed": s}, resume=resume)
+            _, hist = train.fit(program, train.State(params, opt.init(params), k_train, extra=monitor.counters()),
+                                training, epochs=cfg.epochs, pieces=pieces, on_epoch=show)
         except train.Interrupted as stop:
             if stop.history.get("epoch"):
                 out.append(seed_result(s, stop.history, wall_time(start, stop.history, before), **sizes)

@@ -18,7 +18,7 @@ from functools import partial
 import jax
 
 from experiments import command_line, common, progress
-from nnjax import data, init, network, optim, parallel, train
+from nnjax import data, guard, init, monitor, network, optim, parallel, train
 from nnjax.network import Network
 
 
@@ -62,10 +62,12 @@ def main(argv=None) -> dict:
         print(f"{mesh.size} {jax.devices()[0].platform} device(s) in {jax.process_count()} process(es): "
               f"mini-batch {args.batch_size} = {mesh.size} × {args.batch_size // mesh.size}", flush=True)
         show = progress.progress_printer("parallel", epochs, len(mnist.test.y))
-    _, history = train.fit(params, parallel.data_parallel(common.gradient_fn(net, args.gradient), mesh),
-                           optim.sgd(args.eta), (mnist.training.x[:n], mnist.training.y[:n]), epochs=epochs,
-                           batch_size=args.batch_size, key=k_train, evaluate=partial(network.evaluate, net=net),
-                           evaluation_data=mnist.test, on_epoch=show)
+    opt = optim.sgd(args.eta)
+    program = train.make_epoch(parallel.data_parallel(common.gradient_fn(net, args.gradient), mesh), opt,
+                               args.batch_size)
+    _, history = train.fit(program, train.State(params, opt.init(params), k_train),
+                           (mnist.training.x[:n], mnist.training.y[:n]), epochs=epochs, on_epoch=show,
+                           pieces=[monitor.Evaluate(partial(network.evaluate, net=net), mnist.test), guard.Guard()])
     return history
 
 

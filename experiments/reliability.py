@@ -44,7 +44,7 @@ import optax
 
 from experiments import command_line, common, result_files
 from experiments.run_config import RunConfig
-from nnjax import checkpoint, data, guard, init, optim, train
+from nnjax import checkpoint, data, guard, init, monitor, optim, train
 
 CONFIG = RunConfig("R1", (784, 30, 10), eta=3.0, epochs=20, train_size=10_000,
                    note="ch1's 1a network on the first train_size training images")
@@ -69,9 +69,12 @@ def train_run(cfg: RunConfig, training, seed: int, *, checkpoint_dir=None, optim
     net = cfg.network()
     k_init, k_train = jax.random.split(jax.random.key(seed))
     params = init.init_params(k_init, net.sizes, cfg.init)
-    return train.fit(params, common.gradient_fn(net, cfg.gradient), optimizer or optim.sgd(cfg.eta), training,
-                     epochs=cfg.epochs if epochs is None else epochs, batch_size=cfg.batch_size, key=k_train,
-                     checkpoint_dir=checkpoint_dir, resume=checkpoint_dir is not None, on_epoch=on_epoch)[0]
+    opt = optimizer or optim.sgd(cfg.eta)
+    pieces = [guard.Guard()] + ([checkpoint.Checkpoints(checkpoint_dir, resume=True)] if checkpoint_dir else [])
+    state, _ = train.fit(train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size),
+                         train.State(params, opt.init(params), k_train, extra=monitor.counters()), training,
+                         epochs=cfg.epochs if epochs is None else epochs, pieces=pieces, on_epoch=on_epoch)
+    return state.params
 
 
 # ---------------------------------------------------------------- worker processes
@@ -163,8 +166,9 @@ def nan_injection(cfg: RunConfig, training, work: Path, rng) -> dict:
         raise AssertionError("the injected NaN was not caught")
     except guard.NonFiniteError as e:
         caught, message = e.step, str(e)
-    saved = train.load_checkpoint(ckpt, init.init_params(jax.random.key(0), cfg.sizes),  # params of the right shapes
-                                  optax.chain(optim.sgd(cfg.eta), nan_at_step(k)), jax.random.key(0))
+    params, opt = init.init_params(jax.random.key(0), cfg.sizes), optax.chain(optim.sgd(cfg.eta), nan_at_step(k))
+    saved = checkpoint.restore(ckpt, checkpoint.layout(  # a state of the right shapes
+        train.State(params, opt.init(params), jax.random.key(0), extra=monitor.counters())))
     clean = train_run(cfg, training, 0, epochs=saved.epoch)
     return {"injected_step": k, "caught_step": caught, "message": message, "checkpoint_epoch": saved.epoch,
             "expected_checkpoint_epoch": k // steps, "checkpoint_finite": bool(guard.all_finite(saved.state)),
@@ -178,19 +182,19 @@ def overhead(cfg: RunConfig, training, work: Path, epochs: int) -> dict:
     opt = optim.sgd(cfg.eta)
     state = opt.init(params)
     x, y = (jnp.asarray(a) for a in training)
-    run_epoch = jax.jit(train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size))
-    params, state = jax.block_until_ready(run_epoch(params, state, jax.random.key(1), x, y))  # compile
-    bool(guard.all_finite((params, state)))
+    run_epoch = train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size)
+    state = jax.block_until_ready(run_epoch(train.State(params, state, jax.random.key(1)), x, y))  # compile
+    bool(guard.all_finite((state.params, state.opt_state)))
     times = {"epoch_s": [], "guard_s": [], "checkpoint_s": []}
     for e in range(epochs):
         start = time.perf_counter()
-        params, state = jax.block_until_ready(run_epoch(params, state, jax.random.key(2 + e), x, y))
+        state = jax.block_until_ready(run_epoch(state, x, y))
         times["epoch_s"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        bool(guard.all_finite((params, state)))
+        bool(guard.all_finite((state.params, state.opt_state)))
         times["guard_s"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        checkpoint.save(work / "overhead", e + 1, {"params": params, "opt_state": state, "key": jax.random.key(0)})
+        checkpoint.save(work / "overhead", e + 1, checkpoint.layout(state))
         times["checkpoint_s"].append(time.perf_counter() - start)
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {"n_train": int(x.shape[0]), "epochs_timed": epochs, **med,

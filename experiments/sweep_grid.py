@@ -29,7 +29,7 @@ import numpy as np
 
 from experiments import ch3, command_line, common, progress, result_files
 from experiments.plotting import plt
-from nnjax import data, init, network, optim, sweep, train
+from nnjax import data, guard, init, monitor, network, optim, sweep, train
 
 BASE = dataclasses.replace(next(c for c in ch3.RUNS if c.id == "3b"), id="grid", evaluate_on="validation", book=None)
 ETAS = (0.1, 0.25, 0.5, 1.0, 2.5)  # the default grid's learning rates η
@@ -53,12 +53,12 @@ def vmapped(cfg, grid, training, evaluation, verbose: bool) -> tuple[list[float]
     params, key = start_state(cfg)
     k = len(grid)
     start = time.perf_counter()
-    _, hist = sweep.fit(sweep.stack([params] * k), common.gradient_fn(net, cfg.gradient),
-                        optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n), training,
-                        hyperparams={"learning_rate": jnp.array([e for e, _ in grid]),
-                                     "lmbda": jnp.array([l for _, l in grid])},
-                        epochs=cfg.epochs, batch_size=cfg.batch_size, keys=jnp.stack([key] * k),
-                        evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation,
+    opt = optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n)
+    state = sweep.init(sweep.stack([params] * k), opt, {"learning_rate": jnp.array([e for e, _ in grid]),
+                                                        "lmbda": jnp.array([l for _, l in grid])}, jnp.stack([key] * k))
+    _, hist = train.fit(train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size, members=True),
+                        state, training, epochs=cfg.epochs,
+                        pieces=[monitor.Evaluate(partial(network.evaluate, net=net), evaluation, members=True)],
                         on_epoch=progress.progress_printer(f"{k} members", cfg.epochs, len(evaluation[1]))
                         if verbose else None)
     return [max(epoch[i] for epoch in hist["evaluation_accuracy"]) for i in range(k)], time.perf_counter() - start
@@ -70,9 +70,10 @@ def one_at_a_time(cfg, grid, training, evaluation, verbose: bool) -> tuple[list[
     params, key = start_state(cfg)
     best, start = [], time.perf_counter()
     for eta, lmbda in grid:
-        _, hist = train.fit(params, common.gradient_fn(net, cfg.gradient), optim.sgd(eta, lmbda=lmbda, n=n),
-                            training, epochs=cfg.epochs, batch_size=cfg.batch_size, key=key,
-                            evaluate=partial(network.evaluate, net=net), evaluation_data=evaluation)
+        opt = optim.sgd(eta, lmbda=lmbda, n=n)
+        _, hist = train.fit(train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size),
+                            train.State(params, opt.init(params), key), training, epochs=cfg.epochs,
+                            pieces=[monitor.Evaluate(partial(network.evaluate, net=net), evaluation), guard.Guard()])
         best.append(max(hist["evaluation_accuracy"]))
         if verbose:
             print(f"[one at a time] η={eta:g} λ={lmbda:g}: best {best[-1]} / {len(evaluation[1])} "

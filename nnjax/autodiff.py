@@ -7,8 +7,8 @@ hand-derived BP1–BP4 are tested against.
 
 import jax
 
-from nnjax.backprop import GradFn
 from nnjax.network import Network, cost
+from nnjax.train import GradFn
 
 
 def make_grad(net: Network) -> GradFn:

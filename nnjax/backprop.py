@@ -13,16 +13,14 @@ form for a whole mini-batch (the chapter's problem), the generic backward pass o
 the pytree of ``jax.grad`` of `nnjax.network.cost` (`nnjax.autodiff`).
 """
 
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 
 from nnjax import layers
 from nnjax.network import Network, Params, model, targets
+from nnjax.train import GradFn
 
 Array = jax.Array
-GradFn = Callable[[Params, Array, Array], Params]
 
 
 def backprop(params: Params, x: Array, y: Array, net: Network) -> Params:

@@ -1,25 +1,10 @@
-"""Training checkpoints: the whole state of a run between epochs, written atomically.
+"""Training checkpoints (not in the book): the whole state of a run between epochs, written atomically.
 
-Not a chapter of the book: network2.py's ``save``/``load`` (ch3) keep a trained
-network's sizes, weights and biases; continuing a run so that it ends bit for bit where an
-uninterrupted one would also needs the optimiser state, the PRNG key, the epoch count
-and the history. A checkpoint after ``epoch`` completed epochs holds
-
-- ``state``: any pytree of arrays. `nnjax.train.fit` saves ``{"params", "opt_state",
-  "key"}``; a typed PRNG key is stored as its key data and implementation name;
-- ``history``: the per-epoch records so far; ``config``: settings a resumed run must match.
-
-One file per checkpoint, ``epoch-NNNNNN.ckpt``: the magic ``NNJAXCK1``, the SHA-256 of the
-body, then the body (flax.serialization msgpack: raw array bytes with dtype and shape,
-no pickle). A file is written under a temporary name, flushed to disk and renamed into
-place, so a reader sees a whole checkpoint or none. `restore` checks the digest and falls
-back from a damaged newest file to the one before it.
-
-Why not orbax-checkpoint (tried, 0.12.8): it restored byte-flipped array files without
-complaint (it stores no checksum), and a SIGKILL while it pruned an old step left a
-half-deleted step directory that it still listed; a digest and a fallback were needed on
-top anyway, and one verified file per checkpoint is simpler than ~30 files and threads.
-This is the only nnjax module besides `nnjax.data` that touches files.
+network2.py's ``save``/``load`` (ch3) keep a trained network; resuming bit for bit also
+needs the optimiser state, the key, the epoch count and the history. One verified file
+per checkpoint, ``epoch-NNNNNN.ckpt``: ``NNJAXCK1``, the SHA-256 of the body, the body
+(flax msgpack: ``state``'s leaves in pytree order, ``history``, ``config``).
+`Checkpoints` is the piece of `nnjax.train.fit`. See docs/design.md ("Checkpoints").
 """
 
 import hashlib
@@ -32,6 +17,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 from flax import serialization
+
+from nnjax import validate
+from nnjax.train import Piece, Run, State
 
 MAGIC = b"NNJAXCK1"
 FORMAT = 1
@@ -230,3 +218,43 @@ def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None
         raise CheckpointError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
                          "ask for at least as many epochs as were run")
     return found
+
+
+def layout(state: State) -> dict:
+    """The pytree a checkpoint saves: ``{"params", "opt_state", "key", **state.extra}``."""
+    return {"params": state.params, "opt_state": state.opt_state, "key": state.key, **state.extra}
+
+
+class Checkpoints(Piece):
+    """Save the run every ``every`` epochs, after the last and when stopped; ``resume`` continues
+    from the newest intact one, bit-identical. pin: settings a resume must match besides the
+    program's and data's (config: all of them); notes: ``save()``/``load(json)`` of the JSON
+    kept instead of the history (docs/design.md, "Checkpoint layout")."""
+
+    def __init__(self, directory, every: int = 1, resume: bool = False, pin=None, config: dict | None = None,
+                 notes=None):
+        validate.integer("checkpoint_every", every, 1)
+        self.directory, self.every, self.resume, self.pin, self.config, self.notes = (directory, every, resume, pin,
+                                                                                       config, notes)
+
+    def start(self, run: Run) -> None:
+        if self.config is None:
+            x, y = run.data
+            shapes = [list(x.shape), str(x.dtype)] + ([] if run.program.members else [list(y.shape), str(y.dtype)])
+            self.config = {**run.program.settings, "training_data": shapes, "run": self.pin}
+        found = resume_point(self.directory, layout(run.state), config=self.config, key=run.state.key,
+                             epochs=run.epochs, resume=self.resume)
+        if found is None:
+            return
+        s = found.state
+        run.state = run.state.replace(params=s["params"], opt_state=s["opt_state"], key=s["key"],
+                                      epoch=jax.numpy.asarray(found.epoch, jax.numpy.int32),
+                                      extra={k: s[k] for k in run.state.extra})
+        run.history = found.history if self.notes is None else self.notes.load(found.history) or run.history
+        run.checkpoint, run.stop = found.path, bool(run.state.extra.get("stopped", False))
+
+    def after(self, run: Run) -> None:
+        e = int(run.state.epoch)
+        if e % self.every == 0 or e == run.epochs or run.stop:
+            run.checkpoint = save(self.directory, e, layout(run.state), config=self.config,
+                                  history=run.history if self.notes is None else self.notes.save())

@@ -1,22 +1,17 @@
-"""The NaN/Inf guard of `nnjax.train.fit`: stop a run whose numbers stopped being numbers.
+"""The NaN/Inf guard of `nnjax.train.fit` (not in the book): stop a run whose numbers stopped being numbers.
 
-Not a chapter of the book: network.py trains on whatever its floats do, so a run whose
-weights overflow goes on for the remaining epochs scoring chance with NaN weights.
-
-The guard costs one reduction per epoch: `all_finite` of the parameters and optimiser
-state after the compiled epoch. Under SGD-like updates a non-finite parameter stays
-non-finite (w − η g with w = ±Inf or NaN is never finite again), so that single check
-misses no step. Only when it fails does `locate` replay the epoch from its starting state,
-with the same key, watching every step, to name the first step that went non-finite and
-what did (a gradient, or the update itself). The replay is exact because an epoch is a
-deterministic function of (params, opt_state, key, data).
+One `all_finite` check per epoch; on failure `locate` replays the epoch step by step.
+See docs/design.md ("NaN guard").
 """
 
+import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from nnjax.train import Piece, Run
 
 Array = jax.Array
 
@@ -69,13 +64,12 @@ def describe(tree: Any, name: str, counts: np.ndarray | None = None) -> str:
                      for p, c in zip(paths, counts) if c.any())
 
 
-def locate(build_epoch: Callable, grad_fn: Callable, params, opt_state, key: Array, x: Array,
-           y: Array) -> tuple[int | None, str]:
+def locate(build_epoch: Callable, grad_fn: Callable, state, *data) -> tuple[int | None, str]:
     """Replay one epoch step by step; return (index of its first non-finite step, what went wrong).
 
-    build_epoch: ``grad_fn -> epoch(params, opt_state, key, x, y)``, the epoch that failed
-    built around another gradient function (here one that reports on every step through
-    an ordered `jax.debug.callback`). The index is None if the replay stays finite.
+    build_epoch: ``grad_fn -> epoch(state, *data) -> state``, the epoch that failed built
+    around another gradient function (one that reports every step through an ordered
+    `jax.debug.callback`). The index is None if the replay stays finite.
     """
     seen = []
 
@@ -85,8 +79,9 @@ def locate(build_epoch: Callable, grad_fn: Callable, params, opt_state, key: Arr
                            _counts(p), _counts(g), ordered=True)
         return g
 
-    end = jax.jit(build_epoch(watched_grad))(params, opt_state, key, x, y)
+    end = build_epoch(watched_grad)(state, *data)
     jax.effects_barrier()
+    params = state.params
     for i, (p_bad, g_bad) in enumerate(seen):
         if p_bad.any():  # the update of step i − 1 overflowed although its gradient was finite
             return max(i - 1, 0), (f"the update made the parameters non-finite "
@@ -94,7 +89,25 @@ def locate(build_epoch: Callable, grad_fn: Callable, params, opt_state, key: Arr
         if g_bad.any():
             return i, (f"the gradient was non-finite ({describe(params, 'grad', g_bad)}) "
                        "while the parameters were finite")
-    for tree, name, what in zip(end, ("params", "opt_state"), ("parameters", "optimiser state")):
+    for tree, name, what in ((end.params, "params", "parameters"), (end.opt_state, "opt_state", "optimiser state")):
         if not all_finite(tree):  # the epoch's last update
             return len(seen) - 1, f"the update made the {what} non-finite ({describe(tree, name)})"
     return None, "replaying the epoch gave finite values throughout (the failure did not reproduce)"
+
+
+class Guard(Piece):
+    """`NonFiniteError` once the parameters, optimiser state or a recorded cost is NaN/Inf (put
+    it after `nnjax.monitor.Evaluate`, before `nnjax.checkpoint.Checkpoints`)."""
+
+    def measure(self, run: Run) -> None:
+        e, program, record = run.record["epoch"], run.program, run.record
+        steps = run.data[0].shape[0] // program.settings["batch_size"] if hasattr(program, "settings") else 0
+        if not all_finite((run.state.params, run.state.opt_state)):
+            i, what = (locate(program.rebuild, program.grad_fn, run.before, *run.data)
+                       if hasattr(program, "rebuild") and not program.members
+                       else (None, "the parameters or optimiser state became non-finite"))
+            raise stopped(e, steps, i, what, run.history, run.checkpoint)
+        bad = [f"{k} = {record[k]}" for k in ("evaluation_cost", "training_cost") if not math.isfinite(record.get(k, 0))]
+        if bad:
+            raise stopped(e, steps, None, f"{' and '.join(bad)} although the parameters are finite", run.history,
+                          run.checkpoint)

@@ -1,49 +1,13 @@
 """Training on several devices with `jax.sharding`: data-parallel SGD, member-parallel ensembles.
 
-Chapter 1's update from a mini-batch of m examples is
-    w → w′ = w − (η/m) Σ_x ∇C_x   (ch1, eq. 20; b likewise).
-**Data parallelism** splits the mini-batch into N equal shards of m/N examples, one per
-device along the mesh axis "data"; every device holds the whole network. The sum splits
-by shard, Σ_x ∇C_x = Σ_d Σ_{x ∈ shard d} ∇C_x, so the mean over the *global* mini-batch
-is the mean over devices of each shard's mean gradient,
-    (1/m) Σ_x ∇C_x = (1/N) Σ_d (N/m) Σ_{x ∈ shard d} ∇C_x,
-and every device then applies the same update. The result is single-device training up
-to the order of floating-point additions. m must be a multiple of N (the book's m = 10
-does not split over 8 devices: use m = 16, or 2, 5 or 10 devices).
-
-Two ways to write it:
-- automatic (`data_parallel`, `make_step`, `make_epoch`): the single-device program of
-  `nnjax.train`, unchanged, compiled with `NamedSharding`s: parameters replicated,
-  each mini-batch constrained to be split along "data". XLA's partitioner inserts the
-  all-reduce of the gradient. **Training uses this form**: the program is written for
-  the whole mini-batch, so its mean is the global mean by construction; it takes any
-  gradient function (hand-derived, `jax.grad`, stochastic with a dropout key, whose mask
-  is drawn for the whole mini-batch exactly as on one device) and any optimiser; and on
-  a one-device mesh it is the plain program.
-- explicit (`shard_map_step`): `jax.shard_map` runs the step per device on its shard
-  and `lax.pmean` averages the shards' mean gradients: the collective is in the code.
-  Its pitfall: under shard_map's default checks (``check_vma=True``) the replicated
-  parameters are *invariant* across "data", and `jax.grad` with respect to them
-  transposes the implicit broadcast into a `psum`, so the gradient comes back already
-  summed over devices and a `pmean` on top leaves N × the mean gradient, silently.
-  Here the parameters are cast to *varying* (``lax.pcast(..., to="varying")``) before
-  the gradient function, so it returns the shard's own mean whether it is backprop or
-  `jax.grad`; then the `pmean` is right. tests/test_parallel.py keeps the wrong form
-  and checks that it is caught.
-
-**Member parallelism** (ch6 ensembles): the members' stacked parameters are split along
-the mesh axis "members" (`shard_members`); `make_member_epoch` is `nnjax.ensemble`'s
-vmapped epoch compiled with that sharding, so each device trains its own members. On a
-two-axis mesh ("members", "data") it can split each member's mini-batch as well.
-
-Each function returned here first moves its arguments onto the mesh (jit refuses arrays
-committed to other devices, such as another program's outputs) and keeps the jitted
-program as ``.program``, e.g. ``step.program.lower(*args).compile().as_text()`` shows
-the collectives and each device's share of the mini-batch.
-
-Multi-host: call ``jax.distributed.initialize(...)`` first in every process; `mesh`
-then spans every process's devices and the same programs run unchanged, each process
-passing the same data and keys (docs/scale.md gives the launch).
+Data parallelism splits each mini-batch of m examples into N shards, one per device:
+    (1/m) Σ_x ∇C_x = (1/N) Σ_d (N/m) Σ_{x ∈ shard d} ∇C_x   (ch1, eq. 20),
+so every device applies the same update. `data_parallel`, `make_step` and `make_epoch`
+compile `nnjax.train`'s program with shardings (XLA inserts the all-reduce);
+`shard_map_step` writes the collective by hand. Member parallelism (ch6 ensembles)
+splits the member axis (`shard_members`, `make_member_epoch`). Each function moves its
+arguments onto the mesh and keeps the jitted program as ``.program``. See
+docs/design.md ("Parallel training").
 """
 
 import math
@@ -54,8 +18,8 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from nnjax import ensemble, train
-from nnjax.backprop import GradFn
+from nnjax import train
+from nnjax.train import GradFn, State
 
 DATA, MEMBERS = "data", "members"
 
@@ -125,18 +89,18 @@ def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: Mesh,
 
 def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int, m: Mesh,
                shuffle: bool = True, stochastic: bool = False, axis: str = DATA):
-    """``epoch(params, opt_state, key, x, y)``: `nnjax.train.make_epoch`, data-parallel and compiled.
+    """``epoch(state, x, y) -> state``: `nnjax.train.make_epoch`, data-parallel and compiled.
 
-    The training data (x, y) is replicated on every device, so each draws its part of a
-    shuffled mini-batch locally; each mini-batch of ``batch_size`` is split along ``axis``.
+    The training data is replicated on every device, so each draws its part of a shuffled
+    mini-batch locally; each mini-batch of ``batch_size`` is split along ``axis``.
     """
     _check_split("batch_size", batch_size, m, axis)
     replicated = NamedSharding(m, P())
-    jitted = jax.jit(train.make_epoch(data_parallel(grad_fn, m, axis), optimizer, batch_size, shuffle, stochastic),
-                     in_shardings=replicated, out_shardings=replicated)
+    jitted = jax.jit(train.make_epoch(data_parallel(grad_fn, m, axis), optimizer, batch_size, shuffle, stochastic,
+                                      jit=False), in_shardings=replicated, out_shardings=replicated)
 
-    def epoch(params, opt_state, key, x, y):
-        return jitted(*jax.device_put((params, opt_state, key, x, y), replicated))
+    def epoch(state, x, y):
+        return jitted(*jax.device_put((state, x, y), replicated))
 
     epoch.program = jitted
     return epoch
@@ -186,26 +150,25 @@ def shard_members(tree, m: Mesh | None = None, axis: str = MEMBERS):
 def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int, m: Mesh,
                       shuffle: bool = True, stochastic: bool = False, axis: str = MEMBERS,
                       data_axis: str | None = None):
-    """``epoch(params, opt_state, keys, x, y)``: `nnjax.ensemble.make_epoch` with members split along ``axis``.
+    """``epoch(state, x, y) -> state``: ``nnjax.train.make_epoch(..., members=True)`` with members split along ``axis``.
 
-    params, opt_state and keys carry the member axis (see `shard_members`); the data is
-    replicated. Member i is the network trained alone from its own key.
-    data_axis: also split each member's mini-batch along this second mesh axis, e.g. on
-        ``mesh((2, 4), ("members", "data"))`` each device trains half the members on a
-        quarter of each mini-batch.
+    The state's params, opt_state and key carry the member axis (see `shard_members`); the
+    data is replicated. data_axis: also split each member's mini-batch along this second
+    mesh axis, e.g. on ``mesh((2, 4), ("members", "data"))``.
     """
     if data_axis is not None:
         _check_split("batch_size", batch_size, m, data_axis)
         grad_fn = data_parallel(grad_fn, m, data_axis)
     members, replicated = NamedSharding(m, P(axis)), NamedSharding(m, P())
-    shardings = (members, members, members, replicated, replicated)
-    jitted = jax.jit(ensemble.make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic),
-                     in_shardings=shardings, out_shardings=members)
+    shardings = State(members, members, members, replicated, replicated)
+    jitted = jax.jit(train.make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic, members=True, jit=False),
+                     in_shardings=(shardings, replicated, replicated), out_shardings=shardings)
 
-    def epoch(params, opt_state, keys, x, y):
-        state = (params, opt_state, keys)
-        return jitted(*shard_members(state, m, axis), *jax.device_put((x, y), replicated))
+    def epoch(state, x, y):
+        params, opt_state, key = shard_members((state.params, state.opt_state, state.key), m, axis)
+        state = state.replace(params=params, opt_state=opt_state, key=key,
+                              **jax.device_put({"epoch": state.epoch, "extra": state.extra}, replicated))
+        return jitted(state, *jax.device_put((x, y), replicated))
 
     epoch.program = jitted
     return epoch
-

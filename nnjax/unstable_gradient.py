@@ -20,8 +20,8 @@ import optax
 from jax import lax
 
 from nnjax.activations import sigmoid, sigmoid_prime
-from nnjax.backprop import GradFn
 from nnjax.network import Params
+from nnjax.train import GradFn
 
 Array = jax.Array
 

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 from IPython.display import Image
 
 from experiments import ch3, ch3_plots, common
-from nnjax import activations, backprop, costs, data, network, optim, train
+from nnjax import activations, backprop, costs, data, monitor, network, optim, train
 from nnjax.network import Network
 
 FULL = os.environ.get("NNJAX_FULL", "0") == "1"
@@ -62,9 +62,10 @@ start = ({"w": jnp.array([[2.0]]), "b": jnp.array([2.0])},)
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
 for ax, cost in zip(axes, (costs.QUADRATIC, costs.CROSS_ENTROPY)):
     neuron = Network((1, 1), activations.SIGMOID, activations.SIGMOID, cost)
-    _, history = train.fit(start, backprop.make_grad(neuron), optim.sgd(0.15), (x, y), epochs=300, batch_size=1,
-                           key=jax.random.key(0), evaluate=partial(network.evaluate, net=neuron),
-                           monitor_training=True)
+    opt = optim.sgd(0.15)
+    _, history = train.fit(train.make_epoch(backprop.make_grad(neuron), opt, batch_size=1),
+                           train.State(start, opt.init(start), jax.random.key(0)), (x, y), epochs=300,
+                           pieces=[monitor.Evaluate(partial(network.evaluate, net=neuron), monitor_training=True)])
     ax.plot(history["training_cost"])
     ax.set(xlabel="epoch", ylabel="cost", title=f"{cost.name} cost, w = b = 2 at the start")
     ax.grid(alpha=0.3)

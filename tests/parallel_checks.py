@@ -43,6 +43,15 @@ def optimizer():
     return optim.sgd(0.5, lmbda=0.1, n=STEPS * M, momentum=0.5)
 
 
+def classic(epoch):
+    """An ``epoch(state, x, y)`` program as ``(params, opt_state, key, x, y) -> (params, opt_state)``, from epoch 0."""
+    def run(params, opt_state, key, x, y):
+        state = epoch(train.State(params, opt_state, key), x, y)
+        return state.params, state.opt_state
+    run.program = getattr(epoch, "program", None)
+    return run
+
+
 def five_steps(step, params, x, y):
     """(params, opt_state) after STEPS calls of ``step``, mini-batch i = examples [iM, (i+1)M)."""
     state = (params, optimizer().init(params))
@@ -81,19 +90,19 @@ def check_data_parallel_step() -> None:
             hlo = step.program.lower(params, optimizer().init(params), x[:M], y[:M], *no_key).compile().as_text()
             assert "all-reduce" in hlo and "f32[2,6]" in hlo, f"{form}: {hlo[:2000]}"
     key = jax.random.key(1)  # train.fit's epoch 0 trains with fold_in(key, 0)
-    expected = jax.jit(train.make_epoch(backprop.make_grad(NET), optimizer(), M))(
-        params, optimizer().init(params), jax.random.fold_in(key, 0), x, y)
-    epoch = parallel.make_epoch(backprop.make_grad(NET), optimizer(), M, m)
-    assert_same(epoch(params, optimizer().init(params), jax.random.fold_in(key, 0), x, y), expected,
+    expected = classic(train.make_epoch(backprop.make_grad(NET), optimizer(), M))(
+        params, optimizer().init(params), key, x, y)
+    epoch = classic(parallel.make_epoch(backprop.make_grad(NET), optimizer(), M, m))
+    assert_same(epoch(params, optimizer().init(params), key, x, y), expected,
                 "data-parallel shuffled epoch")
     dropped = dropout.make_grad(NET, 0.5)  # the mask is drawn for the whole mini-batch, as on one device
-    assert_same(parallel.make_epoch(dropped, optimizer(), M, m, stochastic=True)(
+    assert_same(classic(parallel.make_epoch(dropped, optimizer(), M, m, stochastic=True))(
                     params, optimizer().init(params), key, x, y),
-                jax.jit(train.make_epoch(dropped, optimizer(), M, stochastic=True))(
+                classic(train.make_epoch(dropped, optimizer(), M, stochastic=True))(
                     params, optimizer().init(params), key, x, y), "data-parallel epoch with dropout")
-    fitted, _ = train.fit(params, parallel.data_parallel(backprop.make_grad(NET), m), optimizer(), (x, y),
-                          epochs=1, batch_size=M, key=key)
-    assert_same(fitted, expected[0], "train.fit with a data_parallel gradient")
+    fitted, _ = train.fit(train.make_epoch(parallel.data_parallel(backprop.make_grad(NET), m), optimizer(), M),
+                          train.State(params, optimizer().init(params), key), (x, y), epochs=1)
+    assert_same(fitted.params, expected[0], "train.fit with a data_parallel gradient")
     for bad in (lambda: parallel.make_step(backprop.make_grad(NET), optimizer(), m)(
                     params, optimizer().init(params), x[:10], y[:10]),
                 lambda: parallel.make_epoch(backprop.make_grad(NET), optimizer(), 10, m)):
@@ -151,11 +160,11 @@ def check_member_parallel() -> None:
     k_init, k_train = jnp.stack([jax.random.split(jax.random.key(s)) for s in range(8)], axis=1)
     params = jax.vmap(lambda k: init.init_params(k, NET.sizes, init.large, dtype=F32))(k_init)
     grad, opt = backprop.make_grad(NET), optimizer()
-    alone_epoch = jax.jit(train.make_epoch(grad, opt, M))
+    alone_epoch = classic(train.make_epoch(grad, opt, M))
     alone = [alone_epoch(start, opt.init(start), k_train[i], x, y)[0]
              for i, start in enumerate(jax.tree_util.tree_map(lambda p: p[i], params) for i in range(8))]
     m = parallel.mesh(axis_names=("members",))
-    trained, _ = parallel.make_member_epoch(grad, opt, M, m)(params, jax.vmap(opt.init)(params), k_train, x, y)
+    trained, _ = classic(parallel.make_member_epoch(grad, opt, M, m))(params, jax.vmap(opt.init)(params), k_train, x, y)
     leaf = trained[-1]["w"]
     assert len(leaf.sharding.device_set) == 8 and [s.data.shape[0] for s in leaf.addressable_shards] == [1] * 8
     for i in range(8):
@@ -163,11 +172,12 @@ def check_member_parallel() -> None:
     assert not np.allclose(trained[-1]["w"][0], trained[-1]["w"][1])  # members really differ
     grid = parallel.mesh((2, 4), ("members", "data"))
     four = jax.tree_util.tree_map(lambda a: a[:4], (params, k_train))
-    epoch = parallel.make_member_epoch(grad, opt, M, grid, data_axis="data")
+    epoch = classic(parallel.make_member_epoch(grad, opt, M, grid, data_axis="data"))
     trained, _ = epoch(four[0], jax.vmap(opt.init)(four[0]), four[1], x, y)
     for i in range(4):
         assert_same(jax.tree_util.tree_map(lambda p: p[i], trained), alone[i], f"member {i} on the 2 × 4 mesh")
-    hlo = epoch.program.lower(four[0], jax.vmap(opt.init)(four[0]), four[1], x, y).compile().as_text()
+    state = train.State(four[0], jax.vmap(opt.init)(four[0]), four[1])
+    hlo = epoch.program.lower(state, x, y).compile().as_text()
     assert "f32[2,4,6]" in hlo, "each device should hold 2 members' 4 of the 16 examples"
     try:
         parallel.shard_members({"w": jnp.ones((3, 2), F32)}, m)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import ch6, ch6_plots, common
+from experiments import ch6, ch6_plots, run_config
 from flax import serialization
 
 from nnjax import checkpoint, data, ensemble
@@ -80,7 +80,7 @@ def test_workers_train_pinned_processes_and_a_rerun_reads_them_back(tmp_path, mn
 
 
 def test_set_overrides_are_typed_and_checked(tmp_path):
-    cfg = common.override(ch6.RUNS[5], ["epochs=2", "shuffle=true", "convs=8,16", "eta=0.5", "train_size=100",
+    cfg = run_config.override(ch6.RUNS[5], ["epochs=2", "shuffle=true", "convs=8,16", "eta=0.5", "train_size=100",
                                         "dropout_mode=inverted"])
     assert (cfg.epochs, cfg.shuffle, cfg.convs, cfg.eta, cfg.train_size, cfg.dropout_mode) == \
         (2, True, (8, 16), 0.5, 100, "inverted")
@@ -88,7 +88,7 @@ def test_set_overrides_are_typed_and_checked(tmp_path):
                          ("dropout_mode=keras", "dropout_mode must be one of"), ("eta=-1", "eta must be"),
                          ("dropout=1.0", "dropout must be")]:
         with pytest.raises((ValueError, TypeError), match=message):
-            common.override(ch6.RUNS[5], [bad])
+            run_config.override(ch6.RUNS[5], [bad])
     with pytest.raises(SystemExit):
         ch6.main(["--only", "6a", "--set", "epochs=0", "--out", str(tmp_path)])
 
@@ -104,7 +104,7 @@ def test_book_rows_match_book_md():
 
 def test_backprop_gradient_refuses_dropout_rows():
     with pytest.raises(ValueError, match="no dropout rule"):
-        common.override(next(c for c in ch6.RUNS if c.id == "6k"), ["gradient=backprop"])
+        run_config.override(next(c for c in ch6.RUNS if c.id == "6k"), ["gradient=backprop"])
 
 
 @pytest.mark.mnist

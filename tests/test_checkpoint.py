@@ -11,7 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from nnjax import autodiff, checkpoint, init, network, optim, train
+import fitting  # tests/fitting.py: train.fit with the usual pieces
+from nnjax import autodiff, checkpoint, init, network, optim
 from nnjax.checkpoint import CheckpointError, CheckpointWarning
 
 NET = network.Network((6, 5, 3))
@@ -30,7 +31,7 @@ def state(seed=0, optimizer=None):
 
 def run(directory=None, *, epochs=5, key_seed=1, resume=False, every=1, data=None, **kw):
     params = init.init_params(jax.random.key(0), NET.sizes, "large")
-    return train.fit(params, autodiff.make_grad(NET), optim.sgd(3.0), data or problem(), epochs=epochs,
+    return fitting.fit(params, autodiff.make_grad(NET), optim.sgd(3.0), data or problem(), epochs=epochs,
                      batch_size=4, key=jax.random.key(key_seed), evaluate=partial(network.evaluate, net=NET),
                      evaluation_data=problem(seed=1), checkpoint_dir=directory, checkpoint_every=every,
                      resume=resume, **kw)

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import activations, autodiff, costs, dropout, init, network, optim, train
+import fitting  # tests/fitting.py: train.fit with the usual pieces
+from nnjax import activations, autodiff, costs, dropout, init, network, optim
 from nnjax.network import Network
 
 NET = Network((6, 5, 4, 3), activations.SIGMOID, activations.SOFTMAX, costs.LOG_LIKELIHOOD)
@@ -99,7 +100,7 @@ def test_training_with_dropout_learns(inverted):
     x = jax.random.uniform(jax.random.key(14), (400, 2), minval=-1, maxval=1)
     y = (x[:, 0] + x[:, 1] > 0).astype(jnp.int32)
     params = init.init_params(jax.random.key(15), net.sizes, "default")
-    params, _ = train.fit(params, dropout.make_grad(net, 0.5, inverted), optim.sgd(1.0), (x, y),
+    params, _ = fitting.fit(params, dropout.make_grad(net, 0.5, inverted), optim.sgd(1.0), (x, y),
                           epochs=30, batch_size=10, key=jax.random.key(16), stochastic=True)
     correct, _ = network.evaluate(dropout.inference_params(params, 0.5, inverted), x, y, net)
     assert int(correct) >= 380

@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from experiments.reliability import nan_at_step
+import fitting  # tests/fitting.py: train.fit with the usual pieces
 from nnjax import autodiff, checkpoint, guard, init, network, optim, train
 
 NET = network.Network((6, 5, 3))
@@ -35,7 +36,7 @@ def poisoned_grad(params, x, y):
 
 def fit(optimizer=None, grad=None, data=None, **kw):
     params = init.init_params(jax.random.key(0), NET.sizes, "large")
-    return train.fit(params, grad or autodiff.make_grad(NET), optimizer or optim.sgd(3.0), data or problem(),
+    return fitting.fit(params, grad or autodiff.make_grad(NET), optimizer or optim.sgd(3.0), data or problem(),
                      epochs=4, batch_size=BATCH, key=jax.random.key(1), **kw)
 
 
@@ -59,9 +60,9 @@ def test_nan_update_is_caught_at_its_step(tmp_path, k):
     assert [p.name for p in saved][-1:] == ([f"epoch-{k // STEPS:06d}.ckpt"] if k >= STEPS else [])
     if saved:
         assert str(saved[-1]) in msg and e.checkpoint == saved[-1]
-        restored = train.load_checkpoint(tmp_path, init.init_params(jax.random.key(0), NET.sizes),
+        restored = fitting.load_checkpoint(tmp_path, init.init_params(jax.random.key(0), NET.sizes),
                                          optax.chain(optim.sgd(3.0), nan_at_step(k)), jax.random.key(1)).state
-        clean = train.fit(init.init_params(jax.random.key(0), NET.sizes, "large"), autodiff.make_grad(NET),
+        clean = fitting.fit(init.init_params(jax.random.key(0), NET.sizes, "large"), autodiff.make_grad(NET),
                           optim.sgd(3.0), problem(), epochs=k // STEPS, batch_size=BATCH, key=jax.random.key(1))[0]
         assert guard.all_finite(restored)
         assert checkpoint.tree_digest(restored["params"]) == checkpoint.tree_digest(clean)
@@ -97,5 +98,6 @@ def test_locate_reports_a_replay_that_stays_finite():
     opt = optim.sgd(3.0)
     build = partial(train.make_epoch, optimizer=opt, batch_size=BATCH)
     x, y = problem()
-    index, what = guard.locate(build, autodiff.make_grad(NET), params, opt.init(params), jax.random.key(2), x, y)
+    state = train.State(params, opt.init(params), jax.random.key(2))
+    index, what = guard.locate(build, autodiff.make_grad(NET), state, x, y)
     assert index is None and "did not reproduce" in what

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import fitting  # tests/fitting.py: train.fit with the usual pieces
 from nnjax import autodiff, checkpoint, init, network, optim, train
 
 NET = network.Network((6, 5, 3))
@@ -26,7 +27,7 @@ def data():
 
 def fit(grad, epochs=3, **kw):
     params = init.init_params(jax.random.key(0), NET.sizes, "large")
-    return train.fit(params, grad, optim.sgd(1.0), data(), epochs=epochs, batch_size=4, key=jax.random.key(1), **kw)[0]
+    return fitting.fit(params, grad, optim.sgd(1.0), data(), epochs=epochs, batch_size=4, key=jax.random.key(1), **kw)[0]
 
 
 def test_checker_is_on_and_catches_reuse():

@@ -143,11 +143,11 @@ def test_ch6_ensemble_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist
 def test_ch6_resume_refuses_other_settings(tmp_path, mnist):
     cfg = ch6.quick(ch6.RUNS[2])
     datasets = ch6.prepare_data(cfg, mnist)
-    list(ch6.train_members(cfg, datasets, [0], False, tmp_path))
+    ch6.train_members(cfg, datasets, [0], False, tmp_path)
     with pytest.raises(checkpoint.CheckpointError, match="eta: 0.1 in the checkpoint, 0.2 now"):
-        list(ch6.train_members(dataclasses.replace(cfg, eta=0.2), datasets, [0], False, tmp_path, resume=True))
+        ch6.train_members(dataclasses.replace(cfg, eta=0.2), datasets, [0], False, tmp_path, resume=True)
     with pytest.raises(ValueError, match="already holds checkpoints"):
-        list(ch6.train_members(cfg, datasets, [0], False, tmp_path))
+        ch6.train_members(cfg, datasets, [0], False, tmp_path)
 
 
 @pytest.mark.slow
@@ -156,8 +156,8 @@ def test_ch6_epoch_compiles_once_per_run(mnist, caplog):
     cfg = dataclasses.replace(ch6.quick(ch6.RUNS[2]), epochs=3)
     datasets = ch6.prepare_data(cfg, mnist)
     with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
-        results = list(ch6.train_members(cfg, datasets, [0], False))
-    assert len(results) == 3
+        result = ch6.train_members(cfg, datasets, [0], False)
+    assert result["epochs_done"] == 3
     compiled = [r.getMessage().split()[1] for r in caplog.records if r.getMessage().startswith("Compiling jit(")]
     assert (compiled.count("jit(epoch)"), compiled.count("jit(<lambda>)")) == (1, 1), compiled  # epoch, outputs
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from nnjax import activations, backprop, costs, init, network, optim, sweep, train
+from nnjax import activations, backprop, costs, init, monitor, network, optim, sweep, train
 from nnjax.network import Network
 
 NET = Network((8, 6, 3), activations.SIGMOID, activations.SIGMOID, costs.CROSS_ENTROPY)
@@ -32,16 +32,16 @@ def test_member_i_equals_configuration_i_trained_alone(problem):
     evaluate = partial(network.evaluate, net=NET)
     grad = backprop.make_grad(NET)
     opt = optim.sgd(0.1, lmbda=1.0, n=N)
-    params, hist = sweep.fit(sweep.stack(inits), grad, opt, (x, y),
-                             hyperparams={"learning_rate": jnp.array(etas), "lmbda": jnp.array(lmbdas)},
-                             epochs=2, batch_size=10, keys=keys, evaluate=evaluate, evaluation_data=(x, y),
-                             monitor_training=True, penalty=optim.l2_penalty)
+    state = sweep.init(sweep.stack(inits), opt, {"learning_rate": jnp.array(etas), "lmbda": jnp.array(lmbdas)}, keys)
+    state, hist = train.fit(train.make_epoch(grad, opt, 10, members=True), state, (x, y), epochs=2,
+                            pieces=[monitor.Evaluate(evaluate, (x, y), True, optim.l2_penalty, members=True)])
+    params = state.params
     assert sweep.size(params) == 3 and len(hist["evaluation_accuracy"]) == 2
-    for i, (eta, lmbda) in enumerate(zip(etas, lmbdas)):
-        alone, h = train.fit(inits[i], grad, optim.sgd(eta, lmbda=lmbda, n=N), (x, y), epochs=2, batch_size=10,
-                             key=keys[i], evaluate=evaluate, evaluation_data=(x, y), monitor_training=True,
-                             penalty=lambda p, size, lmbda=lmbda: optim.l2_penalty(p, lmbda, size))
-        chex.assert_trees_all_close(sweep.member(params, i), alone, rtol=1e-5, atol=1e-6)
+    for i, (eta, lmbda) in enumerate(zip(etas, lmbdas)):  # the same driver, one network
+        one = optim.sgd(eta, lmbda=lmbda, n=N)
+        alone, h = train.fit(train.make_epoch(grad, one, 10), train.State(inits[i], one.init(inits[i]), keys[i]),
+                             (x, y), epochs=2, pieces=[monitor.Evaluate(evaluate, (x, y), True, optim.l2_penalty)])
+        chex.assert_trees_all_close(sweep.member(params, i), alone.params, rtol=1e-5, atol=1e-6)
         assert [acc[i] for acc in hist["evaluation_accuracy"]] == h["evaluation_accuracy"]
         np.testing.assert_allclose([c[i] for c in hist["training_cost"]], h["training_cost"], rtol=1e-5)
 
@@ -51,9 +51,9 @@ def test_members_really_differ(problem):
     """The check above is not vacuous: different η give different parameters."""
     x, y, keys, inits = problem
     same = sweep.stack([inits[0]] * 2)
-    params, _ = sweep.fit(same, backprop.make_grad(NET), optim.sgd(0.1), (x, y),
-                          hyperparams={"learning_rate": jnp.array([0.1, 1.0])}, epochs=1, batch_size=10,
-                          keys=jnp.stack([keys[0], keys[0]]))
+    opt = optim.sgd(0.1)
+    state = sweep.init(same, opt, {"learning_rate": jnp.array([0.1, 1.0])}, jnp.stack([keys[0], keys[0]]))
+    params = train.fit(train.make_epoch(backprop.make_grad(NET), opt, 10, members=True), state, (x, y), epochs=1)[0].params
     assert not np.allclose(sweep.member(params, 0)[0]["w"], sweep.member(params, 1)[0]["w"])
 
 
@@ -68,5 +68,4 @@ def test_stack_member_round_trip(problem):
 def test_wrong_number_of_values_raises(problem):
     x, y, keys, inits = problem
     with pytest.raises(ValueError, match=r"must have shape \(3,\)"):
-        sweep.fit(sweep.stack(inits), backprop.make_grad(NET), optim.sgd(0.1), (x, y),
-                  hyperparams={"learning_rate": jnp.array([0.1, 0.2])}, epochs=1, batch_size=10, keys=keys)
+        sweep.init(sweep.stack(inits), optim.sgd(0.1), {"learning_rate": jnp.array([0.1, 0.2])}, keys)

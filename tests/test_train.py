@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import fitting  # tests/fitting.py: train.fit with the usual pieces
 from nnjax import backprop, init, network, optim, train
 from nnjax.network import Network
 
@@ -49,12 +50,12 @@ def test_batch_indices_are_a_permutation_without_the_remainder():
 def test_epoch_compiles_once_across_epochs():
     x, y = toy()
     opt = optim.sgd(1.0)
-    epoch = jax.jit(train.make_epoch(backprop.make_grad(NET), opt, 10))
+    epoch = train.make_epoch(backprop.make_grad(NET), opt, 10)
     params = init.init_params(jax.random.key(0), NET.sizes)
-    state = opt.init(params)
-    for e in range(3):
-        params, state = epoch(params, state, jax.random.key(e), x, y)
-    assert epoch._cache_size() == 1
+    state = train.State(params, opt.init(params), jax.random.key(0))
+    for _ in range(3):
+        state = epoch(state, x, y)
+    assert epoch._cache_size() == 1 and int(state.epoch) == 3
 
 
 @pytest.mark.parametrize("stochastic", [False, True])
@@ -64,8 +65,8 @@ def test_unrolled_epoch_gives_the_same_parameters(stochastic):
     plain = backprop.make_grad(NET)
     grad = (lambda p, xb, yb, key: plain(p, xb, yb)) if stochastic else plain  # takes the per-step key
     params = init.init_params(jax.random.key(0), NET.sizes)
-    runs = [jax.jit(train.make_epoch(grad, opt, 10, stochastic=stochastic, unroll=u))(
-        params, opt.init(params), jax.random.key(1), x, y)[0] for u in (1, 4)]
+    runs = [train.make_epoch(grad, opt, 10, stochastic=stochastic, unroll=u)(
+        train.State(params, opt.init(params), jax.random.key(1)), x, y).params for u in (1, 4)]
     chex.assert_trees_all_close(*runs, rtol=1e-6)
 
 
@@ -73,7 +74,7 @@ def test_fit_does_not_recompile(caplog):
     x, y = toy()
     params = init.init_params(jax.random.key(0), NET.sizes)
     with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
-        train.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), epochs=4, batch_size=10,
+        fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), epochs=4, batch_size=10,
                   key=jax.random.key(1), evaluate=partial(network.evaluate, net=NET), evaluation_data=(x, y))
     epoch_compiles = [r for r in caplog.records if "Compiling" in r.getMessage() and "epoch" in r.getMessage()]
     assert len(epoch_compiles) == 1
@@ -84,14 +85,14 @@ def test_fit_learns_and_is_reproducible():
     params = init.init_params(jax.random.key(0), NET.sizes)
     kwargs = dict(epochs=5, batch_size=10, key=jax.random.key(3),
                   evaluate=partial(network.evaluate, net=NET), evaluation_data=(x, y), monitor_training=True)
-    p1, h1 = train.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **kwargs)
-    p2, h2 = train.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **kwargs)
+    p1, h1 = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **kwargs)
+    p2, h2 = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **kwargs)
     assert h1["evaluation_accuracy"][-1] == 200
     assert h1["evaluation_cost"][-1] < h1["evaluation_cost"][0]
     assert set(h1) == {"epoch", "seconds", "evaluation_accuracy", "evaluation_cost",
                        "training_accuracy", "training_cost"}
     chex.assert_trees_all_equal(p1, p2)  # same key, same result, bit for bit
-    p3, _ = train.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **{**kwargs, "key": jax.random.key(4)})
+    p3, _ = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **{**kwargs, "key": jax.random.key(4)})
     assert not np.array_equal(p1[0]["w"], p3[0]["w"])
 
 
@@ -105,15 +106,15 @@ def test_stochastic_gradients_get_distinct_keys_per_step():
 
     params = init.init_params(jax.random.key(0), NET.sizes)
     opt = optim.sgd(1.0)
-    epoch = jax.jit(train.make_epoch(grad, opt, 10, stochastic=True))
-    jax.block_until_ready(epoch(params, opt.init(params), jax.random.key(0), x, y))
+    epoch = train.make_epoch(grad, opt, 10, stochastic=True)
+    jax.block_until_ready(epoch(train.State(params, opt.init(params), jax.random.key(0)), x, y))
     assert len(seen) == 4 and len(set(seen)) == 4
 
 
 def test_on_epoch_reports_each_epoch():
     x, y = toy()
     seen = []
-    train.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET), optim.sgd(1.0), (x, y),
+    fitting.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET), optim.sgd(1.0), (x, y),
               epochs=3, batch_size=20, key=jax.random.key(0), evaluate=partial(network.evaluate, net=NET),
               evaluation_data=(x, y), on_epoch=seen.append)
     assert [r["epoch"] for r in seen] == [0, 1, 2] and all("evaluation_accuracy" in r for r in seen)
@@ -129,7 +130,7 @@ def test_fit_refuses_bad_arguments(kwargs, match):
     x, y = toy()
     args = dict(epochs=1, batch_size=10, key=jax.random.key(0))
     with pytest.raises(ValueError, match=match):
-        train.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET), optim.sgd(1.0),
+        fitting.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET), optim.sgd(1.0),
                   (x, y), **{**args, **kwargs})
 
 
@@ -147,7 +148,7 @@ def test_chapter1_network_learns_mnist_in_one_epoch(mnist):
     net = Network((784, 30, 10))
     k_init, k_train = jax.random.split(jax.random.key(2))
     params = init.init_params(k_init, net.sizes, init.large)
-    _, hist = train.fit(params, backprop.make_grad(net), optim.sgd(3.0), mnist.training, epochs=1,
+    _, hist = fitting.fit(params, backprop.make_grad(net), optim.sgd(3.0), mnist.training, epochs=1,
                         batch_size=10, key=k_train, evaluate=partial(network.evaluate, net=net),
                         evaluation_data=mnist.test)
     assert hist["evaluation_accuracy"][0] >= 9000

@@ -10,7 +10,8 @@ import numpy as np
 import optax
 import pytest
 
-from nnjax import optim, train
+import fitting  # tests/fitting.py: train.fit with the usual pieces
+from nnjax import monitor, optim
 
 X = jnp.zeros((20, 3))
 Y = jnp.zeros((20,), jnp.int32)
@@ -28,7 +29,7 @@ def scripted(accuracies):
 
 
 def run(accuracies, epochs=50, opt=None, **kw):
-    return train.fit(PARAMS, ones_grad, opt or optim.sgd(0.5), (X, Y), epochs=epochs, batch_size=5,
+    return fitting.fit(PARAMS, ones_grad, opt or optim.sgd(0.5), (X, Y), epochs=epochs, batch_size=5,
                      key=jax.random.key(0), evaluate=scripted(accuracies), evaluation_data=(X, Y), **kw)
 
 
@@ -36,7 +37,7 @@ def run(accuracies, epochs=50, opt=None, **kw):
     ([], 0, 0), ([1, 2, 3], 0, 0), ([3, 2, 1], 0, 2), ([1, 3, 3], 0, 1), ([5, 1, 1, 1], 3, 1), ([5, 1, 1, 1], 0, 3),
 ])
 def test_epochs_without_improvement(acc, since, want):
-    assert train.epochs_without_improvement(acc, since) == want
+    assert monitor.epochs_without_improvement(acc, since) == want
 
 
 def test_early_stopping_ends_after_n_epochs_without_a_new_best():
@@ -64,7 +65,7 @@ def test_reported_costs_include_the_penalty_scaled_by_each_set_size():
     lmbda, w = 5.0, jnp.full((2, 3), 0.1)
     params = ({"w": w, "b": jnp.ones((2,))},)
     x_eval = jnp.zeros((7, 3))
-    _, hist = train.fit(params, lambda p, x, y: jax.tree.map(jnp.zeros_like, p), optim.sgd(0.1), (X, Y),
+    _, hist = fitting.fit(params, lambda p, x, y: jax.tree.map(jnp.zeros_like, p), optim.sgd(0.1), (X, Y),
                         epochs=1, batch_size=5, key=jax.random.key(0),
                         evaluate=lambda p, x, y: (0, 1.0), evaluation_data=(x_eval, jnp.zeros(7, jnp.int32)),
                         monitor_training=True, penalty=lambda p, size: optim.l2_penalty(p, lmbda, size))
@@ -85,7 +86,7 @@ def test_bad_stopping_options_raise(kw, match):
 
 def test_stopping_rules_need_evaluation_data_and_the_schedule_needs_injected_eta():
     with pytest.raises(ValueError, match="pass evaluation_data"):
-        train.fit(PARAMS, ones_grad, optim.sgd(0.5), (X, Y), epochs=2, batch_size=5, key=jax.random.key(0),
+        fitting.fit(PARAMS, ones_grad, optim.sgd(0.5), (X, Y), epochs=2, batch_size=5, key=jax.random.key(0),
                   stop_after=3)
     with pytest.raises(ValueError, match="needs η in the optimiser state"):
         run([1] * 10, opt=optax.sgd(0.5), halve_eta_after=2)

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from experiments import ch1, run_config
 from experiments.run_config import RunConfig
-from nnjax import activations, autodiff, costs, init, network, optim, train, validate
+import fitting  # tests/fitting.py: train.fit with the usual pieces
+from nnjax import activations, autodiff, costs, init, network, optim, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 NET = network.Network((6, 5, 3))
@@ -60,7 +61,7 @@ def test_random_bad_data_shapes(x_shape, x_dtype, y_shape, y_dtype):
     x, y = make(x_shape, x_dtype), make(y_shape, y_dtype)
     assume(not fits_net(x, y))
     grad = autodiff.make_grad(NET)
-    assert_clear(lambda: train.fit(PARAMS, grad, optim.sgd(1.0), (x, y), epochs=1, batch_size=1,
+    assert_clear(lambda: fitting.fit(PARAMS, grad, optim.sgd(1.0), (x, y), epochs=1, batch_size=1,
                                    key=jax.random.key(0)), "training_data", "batch_size")
     assert_clear(lambda: network.check_data((x, y), NET, "data"), "data")
     assert_clear(lambda: network.evaluate(PARAMS, x, y, net=NET), "x", "y")
@@ -77,7 +78,7 @@ def test_layer_sizes_that_do_not_chain(sizes):
     assert_clear(lambda: network.check_params(params, NET), "params")
     assert_clear(lambda: network.evaluate(params, x, y, net=NET), "params")
     if sizes[0] == 6:  # the data fits the first layer: only the params' own chain can be wrong
-        assert_clear(lambda: train.fit(params, autodiff.make_grad(NET), optim.sgd(1.0), (x, y), epochs=1,
+        assert_clear(lambda: fitting.fit(params, autodiff.make_grad(NET), optim.sgd(1.0), (x, y), epochs=1,
                                        batch_size=2, key=jax.random.key(0)), "params")
 
 
@@ -89,14 +90,14 @@ def test_bad_fit_arguments(batch_size, epochs, key):
     good_batch = isinstance(batch_size, int) and not isinstance(batch_size, bool) and 1 <= batch_size <= 10
     good_epochs = isinstance(epochs, int) and epochs >= 0
     key = jax.random.split(jax.random.key(0), 2) if isinstance(key, str) and key == "keys" else key
-    fit = partial(train.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), (x, y))
+    fit = partial(fitting.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), (x, y))
     names = ([] if good_batch else ["batch_size"]) + ([] if good_epochs else ["epochs"]) + ["key"]
     assert_clear(lambda: fit(epochs=epochs, batch_size=batch_size, key=key), *names)
 
 
 def test_fit_argument_errors_spelled_out(tmp_path):
     x, y = make((10, 6), np.float32), make((10,), np.int32)
-    fit = partial(train.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), epochs=1, batch_size=2,
+    fit = partial(fitting.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), epochs=1, batch_size=2,
                   key=jax.random.key(0))
     assert_clear(lambda: fit((x,)), "training_data must be a pair")
     assert_clear(lambda: fit((x, -y - 1)), "training_data: labels y must be >= 0")
@@ -112,7 +113,7 @@ def test_fit_argument_errors_spelled_out(tmp_path):
     def narrow_grad(params, xb, yb):
         return tuple({"w": layer["w"][:, :1], "b": layer["b"]} for layer in params)
 
-    assert_clear(lambda: train.fit(PARAMS, narrow_grad, optim.sgd(1.0), (x, y), epochs=1, batch_size=2,
+    assert_clear(lambda: fitting.fit(PARAMS, narrow_grad, optim.sgd(1.0), (x, y), epochs=1, batch_size=2,
                                    key=jax.random.key(0)), "the gradient function must return a pytree shaped like params")
     assert_clear(lambda: network.check_data((x, y + 3), NET, "test set"), "test set: labels y must lie in [0, 3)")
     assert_clear(lambda: network.check_data((x, make((10, 4), np.float32)), NET), "targets y have 4 columns")
