@@ -47,8 +47,8 @@ def test_reference_and_nnjax_take_the_same_sgd_steps():
     net = Network(sizes)
     params = tuple({"w": jnp.asarray(w), "b": jnp.asarray(b)} for w, b in zip(ws, bs))
     opt = optim.sgd(eta)
-    epoch = jax.jit(train.make_epoch(backprop.make_grad(net), opt, m, shuffle=False))
-    params, _ = epoch(params, opt.init(params), jax.random.key(0), jnp.asarray(x), jnp.asarray(y))
+    epoch = train.make_epoch(backprop.make_grad(net), opt, m, shuffle=False)
+    params = epoch(train.State(params, opt.init(params), jax.random.key(0)), jnp.asarray(x), jnp.asarray(y)).params
     for layer, w, b in zip(params, ref_w, ref_b):
         np.testing.assert_allclose(layer["w"], w, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(layer["b"], b, rtol=1e-10, atol=1e-10)

@@ -65,11 +65,10 @@ def test_a_small_conv_net_learns_mnist(mnist):
     x = jnp.asarray(mnist.training.x[:2000]).reshape(-1, 28, 28, 1)
     y = jnp.asarray(mnist.training.y[:2000])
     opt = optim.sgd(0.1, lmbda=0.1, n=2000, scaling="network3", batch_size=10)
-    epoch = jax.jit(train.make_epoch(convnet.make_grad(net.apply), opt, 10,
-                                     shuffle=False))
-    state = (params, opt.init(params))
-    for e in range(2):
-        state = epoch(*state, jax.random.key(e), x, y)
-    correct, _ = convnet.evaluate(state[0], jnp.asarray(mnist.validation.x[:1000]).reshape(-1, 28, 28, 1),
+    epoch = train.make_epoch(convnet.make_grad(net.apply), opt, 10, shuffle=False)
+    state = train.State(params, opt.init(params), jax.random.key(0))
+    for _ in range(2):
+        state = epoch(state, x, y)
+    correct, _ = convnet.evaluate(state.params, jnp.asarray(mnist.validation.x[:1000]).reshape(-1, 28, 28, 1),
                                   jnp.asarray(mnist.validation.y[:1000]), apply=net.apply)
     assert int(correct) > 850
