@@ -19,7 +19,8 @@ train: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest
 
-# the inner loop: everything but the tests marked slow (chapter runs, notebooks, subprocess trials)
+# the inner loop: everything but the tests marked slow (chapter runs, notebooks, subprocess trials,
+# end-to-end training checks, most cases of the gradient grids), with a persistent compilation cache
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "not slow"
 

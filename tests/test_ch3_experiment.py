@@ -44,6 +44,7 @@ def test_unknown_id_is_refused():
         ch3.main(["--only", "3z", "--quick"])
 
 
+@pytest.mark.slow
 def test_a_diverging_run_is_a_recorded_result(tmp_path, mnist_dir):
     """3n at its quick size overflows (decay factor 1 − ηλ/n = −9): recorded, and the script goes on."""
     ch3.main(["--quick", "--quiet", "--no-plots", "--out", str(tmp_path), "--only", "3n,3r", "--data-dir", str(mnist_dir)])

@@ -64,6 +64,7 @@ def test_damaged_data(damaged_dir, tmp_path):
     assert_short_error(result, "train-images-idx3-ubyte", "not an IDX file", "--data-dir")
 
 
+@pytest.mark.slow
 def test_bad_set_value(empty_dir):
     assert_short_error(run_script("experiments.ch5", "--quick", "--set", "eta=fast", data_dir=empty_dir),
                        "--set eta=fast", "float")
