@@ -35,7 +35,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from experiments import bench_flops, ch1, ch3, ch6, command_line, common, result_files, numpy_baselines as nb
+from experiments import bench_flops, ch1, ch3, ch6, command_line, common, result_files
+from experiments import numpy_baselines as nb
 from experiments.run_config import RunConfig
 from nnjax import data, init, optim, train
 

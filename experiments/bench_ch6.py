@@ -54,6 +54,7 @@ def plain_autodiff():
 def time_steps(net_id: str, steps: int, members: int, before: bool, shard: bool) -> dict:
     """Compile and time ``steps`` training steps of ``members`` networks; best of 3 (this process)."""
     import jax
+
     from experiments import ch6
     from nnjax import ensemble, parallel, train
     cfg = dataclasses.replace(next(c for c in ch6.RUNS if c.id == net_id), expand="none", conv_impl="im2col")

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import ch1, command_line, common, progress, result_files, numpy_baselines as nb
+from experiments import ch1, command_line, common, progress, result_files
+from experiments import numpy_baselines as nb
 from nnjax import data
 
 NETWORKS = ch1.RUNS  # 1a–1e: sigmoid, quadratic cost, N(0, 1) weights, as numpy_baselines trains

@@ -22,7 +22,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch3_plots, cli, command_line, common, interrupts, numpy_baselines, progress, result_files
+from experiments import (
+    ch3_plots,
+    cli,
+    command_line,
+    common,
+    interrupts,
+    numpy_baselines,
+    progress,
+    result_files,
+)
 from experiments.run_config import RunConfig
 from nnjax import checkpoint, data, init, monitor, network, optim, sweep, train
 

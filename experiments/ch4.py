@@ -28,7 +28,17 @@ import numpy as np
 
 from experiments import ch4_plots, cli, command_line, interrupts, result_files
 from experiments.run_config import setting
-from nnjax import activations, approximation, backprop, costs, init, optim, train, universality, validate
+from nnjax import (
+    activations,
+    approximation,
+    backprop,
+    costs,
+    init,
+    optim,
+    train,
+    universality,
+    validate,
+)
 from nnjax.approximation import abs_errors, approximate_1d, relu_interpolant, tower_grid
 from nnjax.network import Network
 from nnjax.universality import Construction, hidden_neurons

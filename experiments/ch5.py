@@ -35,8 +35,15 @@ from experiments import ch5_plots, cli, command_line, common, interrupts, result
 from experiments.run_config import RunConfig, setting
 from nnjax import activations, backprop, costs, data, init, optim
 from nnjax.network import Network
-from nnjax.unstable_gradient import (chain_bias_gradients, chain_factors, chain_forward, large_gradient_width,
-                                     measured_width, speeds_during_training, zero_z_biases)
+from nnjax.unstable_gradient import (
+    chain_bias_gradients,
+    chain_factors,
+    chain_forward,
+    large_gradient_width,
+    measured_width,
+    speeds_during_training,
+    zero_z_biases,
+)
 
 NETWORK2 = dict(epochs=30, batch_size=10, init="default", cost="cross_entropy", eta=0.1, lmbda=5.0,
                 evaluate_on="validation")

@@ -45,9 +45,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import ch6_plots, cli, command_line, common, interrupts, progress, result_files, workers
+from experiments import (
+    ch6_plots,
+    cli,
+    command_line,
+    common,
+    interrupts,
+    progress,
+    result_files,
+    workers,
+)
 from experiments.run_config import setting
-from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
+from nnjax import (
+    checkpoint,
+    conv,
+    conv_backprop,
+    convnet,
+    data,
+    ensemble,
+    expand,
+    optim,
+    parallel,
+    train,
+    validate,
+)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ bug and keeps its traceback.
 """
 
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from nnjax import checkpoint, data
 

@@ -5,8 +5,8 @@ before any work (`parse_args`, `prepare`), and ``--only``."""
 import argparse
 import dataclasses
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import jax
 

@@ -9,16 +9,16 @@ into a results record.
 import dataclasses
 import os
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Sequence
 
 import jax
 import numpy as np
 
-from experiments.run_config import GRADIENTS, RunConfig
 from experiments.progress import progress_printer
 from experiments.result_files import make_record, percent
+from experiments.run_config import GRADIENTS, RunConfig
 from nnjax import autodiff, backprop, checkpoint, data, guard, init, monitor, network, optim, train
 from nnjax.network import Network
 

@@ -12,7 +12,16 @@ import time
 from functools import partial
 from pathlib import Path
 
-from experiments import bench_plots, ch1_plots, ch3_plots, ch4_plots, ch5_plots, ch6_plots, cli, command_line
+from experiments import (
+    bench_plots,
+    ch1_plots,
+    ch3_plots,
+    ch4_plots,
+    ch5_plots,
+    ch6_plots,
+    cli,
+    command_line,
+)
 
 
 def plotters(data_dir=None) -> dict:

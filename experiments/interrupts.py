@@ -4,8 +4,8 @@ records (and the interrupted run's finished epochs) before the script exits."""
 import argparse
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from experiments.common import Interrupted
 from experiments.result_files import merge_saved, write_results

@@ -1,7 +1,7 @@
 """The per-epoch progress line every training script prints."""
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[dict], None]:

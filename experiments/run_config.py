@@ -7,8 +7,9 @@ Every config field carries its meaning in ``dataclasses.field(metadata={"help": 
 
 import dataclasses
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from nnjax import activations, costs, data, init, validate
 from nnjax.network import Network

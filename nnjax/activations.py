@@ -11,7 +11,8 @@ over the last axis.
 
 import functools
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -113,7 +114,7 @@ def check_temperature(c: float) -> float:
     return float(c)
 
 
-@functools.lru_cache(maxsize=None)  # one object per c: equal networks stay equal (jit static args)
+@functools.cache  # one object per c: equal networks stay equal (jit static args)
 def softmax_at(c: float) -> Activation:
     """The softmax output layer at temperature c, a_j = e^{z_j/c} / Σ_k e^{z_k/c} (ch3, problem).
 

@@ -14,7 +14,7 @@ Targets are vectorised functions of arrays, f(x) in 1-D and f(x, y) in 2-D, call
 NumPy arrays while building (NumPy ufuncs or jax.numpy both work).
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,15 @@ import numpy as np
 from nnjax import activations
 from nnjax.activations import Activation
 from nnjax.network import Network
-from nnjax.universality import Construction, apply, bumps, layer_params, parallel, towers, weighted_output
+from nnjax.universality import (
+    Construction,
+    apply,
+    bumps,
+    layer_params,
+    parallel,
+    towers,
+    weighted_output,
+)
 
 Interval = tuple[float, float]
 

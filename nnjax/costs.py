@@ -11,9 +11,9 @@ eq. 80). Each `Cost` carries:
 z is passed so that the cross-entropy and log-likelihood are evaluated stably from it.
 """
 
-from typing import Callable, NamedTuple
-
 import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +78,7 @@ LOG_LIKELIHOOD = Cost("log_likelihood", log_likelihood_fn, log_likelihood_delta,
 BY_NAME = {c.name: c for c in (QUADRATIC, CROSS_ENTROPY, LOG_LIKELIHOOD)}
 
 
-@functools.lru_cache(maxsize=None)  # one object per c, as activations.softmax_at
+@functools.cache  # one object per c, as activations.softmax_at
 def log_likelihood_at(c: float) -> Cost:
     """The log-likelihood of a softmax output at temperature c (ch3, problem on softmax).
 

@@ -23,8 +23,9 @@ import shutil
 import tempfile
 import urllib.request
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

@@ -5,7 +5,8 @@ See docs/design.md ("NaN guard").
 """
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -15,7 +15,7 @@ z = w a + b for a column of activations a. `init_params` builds a whole network.
   chapter-5 speed study compares them with `default`.
 """
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,8 @@ Images are NHWC; parameter-free layers have ``params == ()``; dense params are
 """
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

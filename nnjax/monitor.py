@@ -1,6 +1,6 @@
 """Chapter 3's pieces of `nnjax.train.fit`: monitoring, early stopping and the η schedule."""
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -10,7 +10,8 @@ epoch over them, so member i follows exactly configuration i trained alone:
                                pieces=[monitor.Evaluate(evaluate, validation, members=True)])
 """
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -6,7 +6,8 @@ Evaluation, early stopping, the η schedule, the NaN guard and checkpoints are `
 
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -20,8 +20,9 @@ width 1/w. Parameters are built in NumPy float64 and returned as float32 JAX arr
 (docs/design_notes.md says why).
 """
 
+from collections.abc import Sequence
 from functools import partial
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,7 @@
   problem), found by brute force in `measured_width`; its largest value is ≈ 0.45.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -5,8 +5,16 @@ import numpy as np
 import pytest
 
 from nnjax import activations
-from nnjax.approximation import (abs_errors, approximate_1d, bin_heights, book_score, grid_edges, relu_interpolant,
-                                 target_space, tower_grid)
+from nnjax.approximation import (
+    abs_errors,
+    approximate_1d,
+    bin_heights,
+    book_score,
+    grid_edges,
+    relu_interpolant,
+    target_space,
+    tower_grid,
+)
 from nnjax.universality import apply, hidden_neurons
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import jax
 import pytest
 
-from experiments import bench, bench_ch6, bench_conv, bench_flops, bench_plots, bench_profile, bench_scaling
+from experiments import (
+    bench,
+    bench_ch6,
+    bench_conv,
+    bench_flops,
+    bench_plots,
+    bench_profile,
+    bench_scaling,
+)
 from nnjax import convnet
 from nnjax.network import num_params
 

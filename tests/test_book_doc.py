@@ -45,7 +45,7 @@ def test_help_points_at_docs_book_md_and_lists_the_ids(chapter):
     assert "BOOK.md" not in text.replace("docs/book.md", "")
     if chapter != "ch2":  # chapter 2 has no --only: it measures one gradient three ways
         assert "docs/book.md" in text
-        ids = getattr(CHAPTERS[chapter], "IDS")
+        ids = CHAPTERS[chapter].IDS
         assert ",".join(ids) in "".join(text.split())  # argparse may wrap a line inside an id such as X-early-stopping
 
 

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import ch1_reference, numpy_baselines as nb, report
+from experiments import ch1_reference, report
+from experiments import numpy_baselines as nb
 from nnjax import backprop, optim, train
 from nnjax.network import Network
 

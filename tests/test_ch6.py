@@ -12,10 +12,9 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from experiments import ch6, ch6_plots, run_config
 from flax import serialization
 
+from experiments import ch6, ch6_plots, run_config
 from nnjax import checkpoint, data, ensemble
 
 

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from jax.test_util import check_grads
 
 from nnjax import conv

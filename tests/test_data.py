@@ -15,12 +15,21 @@ import numpy as np
 import pytest
 
 from nnjax import data
-from nnjax.data import (DataError, FILE_NAMES, MNIST, Split, TEST_IMAGES, TEST_LABELS,
-                        TRAIN_IMAGES, TRAIN_LABELS, default_cache_dir, download_mnist,
-                        load_idx_dataset, load_mnist, read_idx)
-
-
-
+from nnjax.data import (
+    FILE_NAMES,
+    MNIST,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    DataError,
+    Split,
+    default_cache_dir,
+    download_mnist,
+    load_idx_dataset,
+    load_mnist,
+    read_idx,
+)
 
 # ---------------------------------------------------------------- helpers
 

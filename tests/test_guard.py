@@ -11,8 +11,8 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.reliability import nan_at_step
 import fitting  # tests/fitting.py: train.fit with the usual pieces
+from experiments.reliability import nan_at_step
 from nnjax import autodiff, checkpoint, guard, init, network, optim, train
 
 NET = network.Network((6, 5, 3))

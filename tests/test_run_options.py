@@ -14,7 +14,19 @@ import jax
 import pytest
 from flax import serialization
 
-from experiments import ch1, ch3, ch4, ch5, ch6, command_line, common, interrupts, progress, result_files, run_config
+from experiments import (
+    ch1,
+    ch3,
+    ch4,
+    ch5,
+    ch6,
+    command_line,
+    common,
+    interrupts,
+    progress,
+    result_files,
+    run_config,
+)
 from nnjax import checkpoint
 from tests.conftest import REPO_ROOT
 

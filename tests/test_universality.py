@@ -7,8 +7,20 @@ import pytest
 from jax.test_util import check_grads
 
 from nnjax import activations, network
-from nnjax.universality import (LIMITS, WIGGLY, apply, bumps, hidden_neurons, parallel, step, steps, towers,
-                                weighted_output, wiggly, wiggly_prime)
+from nnjax.universality import (
+    LIMITS,
+    WIGGLY,
+    apply,
+    bumps,
+    hidden_neurons,
+    parallel,
+    step,
+    steps,
+    towers,
+    weighted_output,
+    wiggly,
+    wiggly_prime,
+)
 
 STEP_ACTIVATIONS = [activations.SIGMOID, activations.TANH, WIGGLY, activations.RELU]
 

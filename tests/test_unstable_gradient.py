@@ -8,8 +8,16 @@ import pytest
 
 from nnjax import activations, autodiff, backprop, costs, init
 from nnjax.network import Network
-from nnjax.unstable_gradient import (chain_bias_gradients, chain_factors, chain_forward, large_gradient_width,
-                                     layer_speeds, measured_width, speeds_during_training, zero_z_biases)
+from nnjax.unstable_gradient import (
+    chain_bias_gradients,
+    chain_factors,
+    chain_forward,
+    large_gradient_width,
+    layer_speeds,
+    measured_width,
+    speeds_during_training,
+    zero_z_biases,
+)
 
 NET = Network((6, 5, 4, 3, 2), activations.SIGMOID, activations.SIGMOID, costs.CROSS_ENTROPY)
 

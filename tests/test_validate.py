@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import fitting  # tests/fitting.py: train.fit with the usual pieces
 from experiments import ch1, run_config
 from experiments.run_config import RunConfig
-import fitting  # tests/fitting.py: train.fit with the usual pieces
 from nnjax import activations, autodiff, costs, init, network, optim, validate
 
 ROOT = Path(__file__).resolve().parents[1]
