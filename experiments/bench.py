@@ -1,4 +1,5 @@
-"""Benchmark suite: a training epoch of the book's networks at mini-batch 10, by several implementations.
+"""Benchmark suite: a training epoch of the book's networks at mini-batch 10, by several
+implementations.
 
     python -m experiments.bench [--only IDS] [--quick] [--out DIR] [--repeats N] [--steps N]
                                 [--slow-steps N] [--unroll N] [--torch-threads N] [--data-dir DIR]
@@ -40,8 +41,8 @@ from experiments import numpy_baselines as nb
 from experiments.run_config import RunConfig
 from nnjax import data, init, optim, train
 
-NETWORKS = {"ch1": ("1a", ch1.RUNS), "ch3": ("3g", ch3.RUNS), "6b": ("6b", ch6.RUNS), "6f": ("6f", ch6.RUNS),
-            "6k": ("6k", ch6.RUNS)}
+NETWORKS = {"ch1": ("1a", ch1.RUNS), "ch3": ("3g", ch3.RUNS), "6b": ("6b", ch6.RUNS),
+            "6f": ("6f", ch6.RUNS), "6k": ("6k", ch6.RUNS)}
 EPOCH_IMAGES = {"6k": 250_000}  # the others train on MNIST's 50,000 training images
 IMPLS = ("nnjax", "numpy", "loop", "torch")
 
@@ -55,7 +56,8 @@ def config(net_id: str):
 def select(only: str | None) -> tuple[list[str], list[str]]:
     """(network ids, implementations) named by ``--only``; a kind not named means all of it."""
     ids = command_line.parse_only(only, [*NETWORKS, *IMPLS])
-    return [n for n in NETWORKS if n in ids] or list(NETWORKS), [i for i in IMPLS if i in ids] or list(IMPLS)
+    return [n for n in NETWORKS if n in ids] or list(NETWORKS), [i for i in IMPLS
+                                                                 if i in ids] or list(IMPLS)
 
 
 def best_of(fn, repeats: int, scale: float = 1.0) -> dict:
@@ -71,7 +73,8 @@ def best_of(fn, repeats: int, scale: float = 1.0) -> dict:
 
 
 def nnjax_program(cfg, gradient: str, n: int, unroll: int = 1):
-    """The jitted epoch of a config, its (params, opt_state) and its step, for a training set of n images.
+    """The jitted epoch of a config, its (params, opt_state) and its step, for a training set of n
+    images.
 
     unroll: steps per loop iteration (`nnjax.train.make_epoch`; FC nets only).
     """
@@ -80,7 +83,8 @@ def nnjax_program(cfg, gradient: str, n: int, unroll: int = 1):
         net, opt = cfg.network(), common.optimizer_for(cfg, n)
         grad = common.gradient_fn(net, gradient)
         params = init.init_params(key, net.sizes, cfg.init)
-        return train.make_epoch(grad, opt, cfg.batch_size, unroll=unroll), (params, opt.init(params)), (grad, opt)
+        return train.make_epoch(grad, opt, cfg.batch_size, unroll=unroll), (params,
+            opt.init(params)), (grad, opt)
     net, opt, epoch, _ = ch6.programs(dataclasses.replace(cfg, gradient=gradient), n, 1)
     params = net.init(key, (28, 28, 1))[1]
     return epoch, (params, opt.init(params)), None
@@ -96,7 +100,8 @@ def compiled_epoch(epoch, state, x, y, repeats: int, scale: float, key=None) -> 
     start = time.perf_counter()
     run = epoch.lower(*args).compile()
     compile_s = time.perf_counter() - start
-    return {**best_of(lambda: jax.block_until_ready(run(*args)), repeats, scale), "compile_s": compile_s}
+    return {**best_of(lambda: jax.block_until_ready(run(*args)), repeats, scale),
+            "compile_s": compile_s}
 
 
 def python_loop_epoch(grad, opt, state, x, y, batch_size: int, repeats: int, scale: float) -> dict:
@@ -129,18 +134,23 @@ def torch_epoch(cfg, x, y, n: int, repeats: int, scale: float, threads: int) -> 
 
         from experiments import bench_torch
     except ImportError:
-        print("PyTorch is not installed (pip install 'nnjax[bench]'): skipping the PyTorch eager rows", flush=True)
+        print("PyTorch is not installed (pip install 'nnjax[bench]'): skipping the PyTorch eager "
+              "rows", flush=True)
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     if isinstance(cfg, RunConfig):
-        model, loss, decay = bench_torch.fc_net(cfg.sizes, cfg.activation), bench_torch.cost(cfg.cost), cfg.lmbda / n
+        model, loss, decay = bench_torch.fc_net(cfg.sizes,
+                                                cfg.activation), bench_torch.cost(
+                                                    cfg.cost), cfg.lmbda / n
     else:
         model = bench_torch.torch_net(cfg.convs, cfg.fc, cfg.activation, cfg.dropout)
         loss = bench_torch.cost("log_likelihood")
-        decay = cfg.lmbda * optim.decay_per_lambda(n, cfg.l2_scaling, cfg.batch_size)  # ∂(s·λ/2·Σw²)/∂w = s·λ·w
+        # ∂(s·λ/2·Σw²)/∂w = s·λ·w
+        decay = cfg.lmbda * optim.decay_per_lambda(n, cfg.l2_scaling, cfg.batch_size)
         x = np.transpose(x, (0, 3, 1, 2))  # NHWC → NCHW
-    device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"  # beside nnjax
+    # beside nnjax
+    device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     run = bench_torch.epoch_fn(model, loss, x, y, cfg.eta, decay, cfg.batch_size, device)
     return {**best_of(run, repeats, scale), "threads": threads, "device": device}
 
@@ -148,7 +158,8 @@ def torch_epoch(cfg, x, y, n: int, repeats: int, scale: float, threads: int) -> 
 def flop_floor(cfg, n: int, rate: dict) -> dict:
     """(f): the epoch's matmul FLOPs over the large-matmul rate (wall and CPU seconds)."""
     is_fc = isinstance(cfg, RunConfig)
-    matmuls = bench_flops.dense_matmuls(cfg.sizes) if is_fc else bench_flops.arch_matmuls(cfg.arch())
+    matmuls = bench_flops.dense_matmuls(cfg.sizes) if is_fc else bench_flops.arch_matmuls(
+        cfg.arch())
     flops = bench_flops.training_flops(matmuls) * (n // cfg.batch_size * cfg.batch_size)
     return {"seconds": flops / rate["flops_per_s"], "cpu_seconds": flops / rate["flops_per_cpu_s"],
             "flops_per_epoch": flops, "matmuls": matmuls}
@@ -169,13 +180,15 @@ def bench_network(net_id: str, impls: list[str], images, args, rate: dict) -> di
     rows = {}
     if "nnjax" in impls:
         x, y, steps, scale = subset(slow=False)
-        gradients = ("backprop", "autodiff") if is_fc else ("autodiff",) + ("backprop",) * (not cfg.dropout)
+        gradients = ("backprop", "autodiff") if is_fc else ("autodiff",) + ("backprop",) * (
+            not cfg.dropout)
         variants = {f"a_nnjax_scan_{g}": (g, 1) for g in gradients}
         if is_fc and args.unroll > 1:
             variants[f"a_nnjax_scan_backprop_unroll{args.unroll}"] = ("backprop", args.unroll)
         for name, (gradient, unroll) in variants.items():
             epoch, state, _ = nnjax_program(cfg, gradient, n, unroll)
-            rows[name] = {**compiled_epoch(epoch, state, x, y, args.repeats, scale), "timed_steps": steps}
+            rows[name] = {**compiled_epoch(epoch, state, x, y, args.repeats, scale),
+                          "timed_steps": steps}
     if is_fc and "numpy" in impls:
         for name, fn, slow in (("b_numpy_per_example", nb.sgd_epoch_per_example, True),
                                ("c_numpy_matrix", nb.sgd_epoch_matrix, False)):
@@ -185,7 +198,8 @@ def bench_network(net_id: str, impls: list[str], images, args, rate: dict) -> di
         x, y, steps, scale = subset(slow=True)
         _, state, (grad, opt) = nnjax_program(cfg, "backprop", n)
         rows["d_nnjax_step_python_loop"] = {
-            **python_loop_epoch(grad, opt, state, x, y, cfg.batch_size, args.repeats, scale), "timed_steps": steps}
+            **python_loop_epoch(grad, opt, state, x, y, cfg.batch_size, args.repeats, scale),
+            "timed_steps": steps}
     if "torch" in impls:
         x, y, steps, scale = subset(slow=True)
         row = torch_epoch(cfg, x, y, n, args.repeats, scale, args.torch_threads)
@@ -193,60 +207,72 @@ def bench_network(net_id: str, impls: list[str], images, args, rate: dict) -> di
             rows["e_torch_eager"] = {**row, "timed_steps": steps}
     rows["f_flop_floor"] = flop_floor(cfg, n, rate)
     ref = next(iter(rows.values()))
-    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note")},
+    return {"config": {k: v for k, v in dataclasses.asdict(cfg).items()
+                       if k not in ("book", "note")},
             "epoch_images": n, "epoch_steps": epoch_steps, "implementations": rows,
             "ratios_vs_a": {k: r["seconds"] / ref["seconds"] for k, r in rows.items()},
             "cpu_ratios_vs_a": {k: r["cpu_seconds"] / ref["cpu_seconds"] for k, r in rows.items()}}
 
 
 def training_images(data_dir):
-    """``images(k)``: the first k of MNIST's training images and labels, or random data of that shape."""
+    """``images(k)``: the first k of MNIST's training images and labels, or random data of that
+    shape."""
     try:
         tr = data.load_mnist(data_dir, download=False).training
         x, y, source = tr.x, tr.y, "MNIST training split"
     except data.DataError:
         rng = np.random.default_rng(0)
         x = rng.random((50_000, 784), dtype=np.float32)
-        y, source = rng.integers(0, 10, 50_000).astype(np.int32), "random data of MNIST's shape (MNIST not found)"
+        y, source = rng.integers(0, 10, 50_000).astype(
+                                                       np.
+                                                       int32), "random data of MNIST's shape (MNIST not found)"
     return lambda k: (x[:k], y[:k]), source
 
 
 def markdown_network(net_id: str, r: dict) -> list[str]:
     """One network's table: a row per implementation, with (a)'s speed-up over it."""
-    rows = [f"### {net_id}: {r['epoch_images']:,} images, {r['implementations']['f_flop_floor']['flops_per_epoch']:.3g} "
-            "matmul FLOPs per epoch\n",
-            "| implementation | timed steps | compile s | wall s / epoch | (a) faster by, wall | CPU s / epoch "
-            "| (a) faster by, CPU |", "|---|---|---|---|---|---|---|"]
+    rows = [f"### {net_id}: {r['epoch_images']:,} images, "
+            f"{r['implementations']['f_flop_floor']['flops_per_epoch']:.3g} " "matmul FLOPs per "
+                                                                              "epoch\n",
+            "| implementation | timed steps | compile s | wall s / epoch | (a) faster by, wall | "
+            "CPU s / epoch | (a) faster by, CPU |", "|---|---|---|---|---|---|---|"]
     for name, row in r["implementations"].items():
         compile_s = f"{row['compile_s']:.2f}" if "compile_s" in row else "–"
         steps = f"{row['timed_steps']:,}" if "timed_steps" in row else "–"
-        rows.append(f"| {name} | {steps} | {compile_s} | {row['seconds']:.3f} | {r['ratios_vs_a'][name]:.1f}× | "
-                    f"{row['cpu_seconds']:.3f} | {r['cpu_ratios_vs_a'][name]:.1f}× |")
+        rows.append(f"| {name} | {steps} | {compile_s} | {row['seconds']:.3f} | "
+                    f"{r['ratios_vs_a'][name]:.1f}× | " f"{row['cpu_seconds']:.3f} | "
+                                                        f"{r['cpu_ratios_vs_a'][name]:.1f}× |")
     return rows + [""]
 
 
 def markdown(result: dict) -> str:
     env, rate = result["environment"], result["matmul_rate"]
-    lines = [line for net_id, r in result["networks"].items() for line in markdown_network(net_id, r)]
+    lines = [line for net_id, r in result["networks"].items()
+             for line in markdown_network(net_id, r)]
     lines.append(
-        f"Each row timed its 'timed steps' mini-batches of 10 and is scaled to the whole epoch (best of "
-        f"{result['config']['repeats']}); (a) is the first row of each table, so (f)'s ratio below 1× says how far (a) "
-        f"is above the FLOP floor. Floor rate: {rate['flops_per_s'] / 1e9:.1f} GFLOP/s wall, "
-        f"{rate['flops_per_cpu_s'] / 1e9:.1f} GFLOP/s per CPU second ({rate['size']}² float32 matmul). "
+        "Each row timed its 'timed steps' mini-batches of 10 and is scaled to the whole epoch "
+        f"(best of {result['config']['repeats']}); (a) is the first row of each table, so (f)'s "
+        "ratio below 1× says how far (a) is above the FLOP floor. Floor rate: "
+        f"{rate['flops_per_s'] / 1e9:.1f} GFLOP/s wall, " f"{rate['flops_per_cpu_s'] / 1e9:.1f} "
+                                                          "GFLOP/s per CPU second "
+                                                          f"({rate['size']}² float32 matmul). "
         f"PyTorch threads: {result['config']['torch_threads']}.\n\n"
-        f"{env['machine']}; {env['device']}; jax {env['jax_version']}; torch {env.get('torch', '–')}; "
-        f"data: {result['data']}; load average before/after: {result['load_average_before']} / "
+        f"{env['machine']}; {env['device']}; jax {env['jax_version']}; torch "
+        f"{env.get('torch', '–')}; " f"data: {result['data']}; load average before/after: "
+                                     f"{result['load_average_before']} / "
         f"{result['load_average_after']}.")
     return "\n".join(lines) + "\n"
 
 
 def measured_rate(size: int, repeats: int = 5) -> dict:
-    """FLOPs per wall second and per process CPU second of a jitted (size, size) float32 matmul (best of repeats)."""
+    """FLOPs per wall second and per process CPU second of a jitted (size, size) float32 matmul
+    (best of repeats)."""
     a = jax.random.normal(jax.random.key(0), (size, size))
     mm = jax.jit(jax.numpy.matmul)
     jax.block_until_ready(mm(a, a))
     t = best_of(lambda: jax.block_until_ready(mm(a, a)), repeats)
-    return {"size": size, "flops_per_s": 2 * size**3 / t["seconds"], "flops_per_cpu_s": 2 * size**3 / t["cpu_seconds"]}
+    return {"size": size, "flops_per_s": 2 * size**3 / t["seconds"],
+            "flops_per_cpu_s": 2 * size**3 / t["cpu_seconds"]}
 
 
 def load_average() -> list[float]:
@@ -269,24 +295,34 @@ def environment() -> dict:
         extra = {"torch": torch.__version__}
     except ImportError:
         extra = {}
-    return {**result_files.environment(), "numpy": np.__version__, "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), **extra}
+    return {**result_files.environment(), "numpy": np.__version__,
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""), **extra}
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", default=None, help=f"networks {list(NETWORKS)} and/or implementations {list(IMPLS)}")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (few steps, one repeat)")
+    p.add_argument("--only", default=None, help=f"networks {list(NETWORKS)} and/or implementations "
+                                                f"{list(IMPLS)}")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (few steps, one "
+                                                        "repeat)")
     p.add_argument("--out", default="results", help="directory for bench.json and bench.md")
-    p.add_argument("--repeats", type=command_line.positive_int, default=3, help="timed runs per row (best is kept)")
-    p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches timed by the fast FC rows")
-    p.add_argument("--slow-steps", type=command_line.positive_int, default=1000, help="mini-batches timed by slow rows")
+    p.add_argument("--repeats", type=command_line.positive_int, default=3, help="timed runs per "
+                                                                                "row (best is kept)")
+    p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches "
+                                                                                 "timed by the "
+                                                                                 "fast FC rows")
+    p.add_argument("--slow-steps", type=command_line.positive_int, default=1000,
+                   help="mini-batches timed by slow rows")
     p.add_argument("--unroll", type=command_line.positive_int, default=8,
                    help="also time the FC nets' epoch with this scan unroll (1: not)")
-    p.add_argument("--torch-threads", type=command_line.positive_int, default=1, help="PyTorch intra-op threads")
-    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
+    p.add_argument("--torch-threads", type=command_line.positive_int, default=1,
+                   help="PyTorch intra-op threads")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
+                                                    "else random data)")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.slow_steps, args.repeats = min(args.steps, 100), min(args.slow_steps, 20), 1
+        args.steps, args.slow_steps, args.repeats = min(args.steps, 100), min(args.slow_steps,
+                                                                              20), 1
     return args
 
 
@@ -303,7 +339,8 @@ def main(argv=None) -> dict:
     result = {"config": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")} | {
                   "networks": net_ids, "implementations": impls},
               "data": source, "networks": networks, "matmul_rate": rate,
-              "load_average_before": load_before, "load_average_after": load_average(), "environment": environment()}
+              "load_average_before": load_before, "load_average_after": load_average(),
+              "environment": environment()}
     save(args.out, "bench", result, markdown(result))
     print(markdown(result).split("\n\n")[-1], flush=True)
     return result

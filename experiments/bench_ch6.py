@@ -1,4 +1,5 @@
-"""Chapter 6's member throughput on this machine: which way of using the cores trains most 6k/6g networks.
+"""Chapter 6's member throughput on this machine: which way of using the cores trains most 6k/6g
+networks.
 
     python -m experiments.bench_ch6 [--nets 6k,6g] [--steps 300] [--rounds 2] [--out DIR]
 
@@ -35,12 +36,14 @@ import time
 
 from experiments import bench, command_line, workers
 
-MODES = ("before", "hand_vjp", "pinned_single", "before_pinned_pair", "pinned_pair", "vmapped_pair", "sharded_pair")
+MODES = ("before", "hand_vjp", "pinned_single", "before_pinned_pair", "pinned_pair", "vmapped_pair",
+         "sharded_pair")
 
 
 @contextlib.contextmanager
 def plain_autodiff():
-    """Trace with ``jax.grad`` of the plain im2col and max-pool forms (the program before the custom VJPs)."""
+    """Trace with ``jax.grad`` of the plain im2col and max-pool forms (the program before the custom
+    VJPs)."""
     from nnjax import conv
     saved = conv.conv2d_im2col, conv._max_pool
     conv.conv2d_im2col = conv.conv2d_im2col.fun
@@ -52,12 +55,14 @@ def plain_autodiff():
 
 
 def time_steps(net_id: str, steps: int, members: int, before: bool, shard: bool) -> dict:
-    """Compile and time ``steps`` training steps of ``members`` networks; best of 3 (this process)."""
+    """Compile and time ``steps`` training steps of ``members`` networks; best of 3 (this
+    process)."""
     import jax
 
     from experiments import ch6
     from nnjax import ensemble, parallel, train
-    cfg = dataclasses.replace(next(c for c in ch6.RUNS if c.id == net_id), expand="none", conv_impl="im2col")
+    cfg = dataclasses.replace(next(c for c in ch6.RUNS if c.id == net_id), expand="none",
+                              conv_impl="im2col")
     x = jax.random.uniform(jax.random.key(1), (steps * cfg.batch_size, 28, 28, 1))
     y = jax.random.randint(jax.random.key(2), (steps * cfg.batch_size,), 0, 10)
     with plain_autodiff() if before else contextlib.nullcontext():
@@ -74,23 +79,27 @@ def time_steps(net_id: str, steps: int, members: int, before: bool, shard: bool)
         jax.block_until_ready(run(state, x, y))
     compile_s = time.perf_counter() - start
     timing = bench.best_of(lambda: jax.block_until_ready(run(state, x, y)), 3, 1.0 / steps)
-    return {"compile_s": compile_s, "s_per_step": timing["seconds"], "cpu_s_per_step": timing["cpu_seconds"],
-            "members": members, "device_count": jax.device_count()}
+    return {"compile_s": compile_s, "s_per_step": timing["seconds"],
+            "cpu_s_per_step": timing["cpu_seconds"], "members": members,
+            "device_count": jax.device_count()}
 
 
 def worker(args) -> None:
     """Child process: one timing, printed as JSON on the last line."""
-    print(json.dumps(time_steps(args.net, args.steps, args.members, args.before, args.shard)), flush=True)
+    print(json.dumps(time_steps(args.net, args.steps, args.members, args.before, args.shard)),
+          flush=True)
 
 
 def child(net_id: str, steps: int, *, members: int = 1, before: bool = False, shard: bool = False,
           core: int | None = None, env: dict | None = None) -> subprocess.Popen:
-    """A timing process; with ``core``, pinned and single-threaded as `experiments.workers` runs networks."""
+    """A timing process; with ``core``, pinned and single-threaded as `experiments.workers` runs
+    networks."""
     argv = ["-m", "experiments.bench_ch6", "--worker", "--net", net_id, "--steps", str(steps),
             "--members", str(members)] + ["--before"] * before + ["--shard"] * shard
     if core is not None:
         return workers.pinned(argv, core, stdout=subprocess.PIPE, text=True)
-    return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    return subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
 
 
 def collect(procs: list[subprocess.Popen]) -> list[dict]:
@@ -110,7 +119,8 @@ def run_mode(mode: str, net_id: str, steps: int) -> dict:
     elif mode == "pinned_single":
         runs = collect([child(net_id, steps, core=0)])
     elif mode in ("pinned_pair", "before_pinned_pair"):
-        runs = collect([child(net_id, steps, before=mode.startswith("before"), core=c) for c in (0, 1)])
+        runs = collect([child(net_id, steps, before=mode.startswith("before"), core=c)
+                        for c in (0, 1)])
     elif mode == "vmapped_pair":
         runs = collect([child(net_id, steps, members=2)])
     else:
@@ -123,21 +133,24 @@ def run_mode(mode: str, net_id: str, steps: int) -> dict:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| net | mode | member-steps / s | ms per member-step | CPU ms per member-step | member-epochs / h "
-             "| vs before |", "|---|---|---|---|---|---|---|"]
+    lines = ["| net | mode | member-steps / s | ms per member-step | CPU ms per member-step | "
+             "member-epochs / h | vs before |", "|---|---|---|---|---|---|---|"]
     for net_id, modes in result["nets"].items():
         base = modes["before"]["member_steps_per_s"] if "before" in modes else None
         for mode, r in modes.items():
             rate = r["member_steps_per_s"]
             per_hour = rate * 3600 / 25_000  # 250,000 expanded images in mini-batches of 10
             gain = f"{rate / base:.2f}×" if base else "–"
-            lines.append(f"| {net_id} | {mode} | {rate:.0f} | {1e3 / rate:.2f} | {1e3 * r['cpu_s_per_member_step']:.2f} "
-                         f"| {per_hour:.1f} | {gain} |")
+            lines.append(f"| {net_id} | {mode} | {rate:.0f} | {1e3 / rate:.2f} | "
+                         f"{1e3 * r['cpu_s_per_member_step']:.2f} " f"| {per_hour:.1f} | {gain} |")
     env = result["environment"]
-    lines.append(f"\n{result['steps']} steps per timing, best of 3 in each process, best of {result['rounds']} "
-                 f"interleaved rounds. Member-epochs per hour count 25,000 steps (250,000 images), "
-                 f"training only (evaluation adds ~2%). {env['machine']}; {env['device']}; jax {env['jax_version']}; "
-                 f"load average before/after: {result['load_average_before']} / {result['load_average_after']}; "
+    lines.append(f"\n{result['steps']} steps per timing, best of 3 in each process, best of "
+                 f"{result['rounds']} " "interleaved rounds. Member-epochs per hour count 25,000 "
+                                        "steps (250,000 images), "
+                 f"training only (evaluation adds ~2%). {env['machine']}; {env['device']}; jax "
+                 f"{env['jax_version']}; " "load average before/after: "
+                                           f"{result['load_average_before']} / "
+                                           f"{result['load_average_after']}; "
                  f"code: {env['git_commit']}.")
     return "\n".join(lines) + "\n"
 
@@ -145,9 +158,12 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", default="6k,6g", help="comma-separated networks (6k, 6g)")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated modes ({', '.join(MODES)})")
-    p.add_argument("--steps", type=command_line.positive_int, default=300, help="mini-batches per timing")
-    p.add_argument("--rounds", type=command_line.positive_int, default=2, help="interleaved rounds (best is kept)")
+    p.add_argument("--modes", default=",".join(MODES), help="comma-separated modes "
+                                                            f"({', '.join(MODES)})")
+    p.add_argument("--steps", type=command_line.positive_int, default=300, help="mini-batches per "
+                                                                                "timing")
+    p.add_argument("--rounds", type=command_line.positive_int, default=2, help="interleaved rounds "
+                                                                               "(best is kept)")
     p.add_argument("--out", default="results", help="directory for bench_ch6.json and .md")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--net", default="6k", help=argparse.SUPPRESS)
@@ -159,14 +175,17 @@ def main(argv=None) -> dict:
         return worker(args)
     nets = [n for n in ("6k", "6g") if n in command_line.parse_only(args.nets, ["6k", "6g"])]
     modes = [m for m in MODES if m in command_line.parse_only(args.modes, list(MODES))]
-    result = {"steps": args.steps, "rounds": args.rounds, "load_average_before": bench.load_average(), "nets": {}}
+    result = {"steps": args.steps, "rounds": args.rounds,
+              "load_average_before": bench.load_average(), "nets": {}}
     for net_id in nets:
         rounds = {m: [] for m in modes}
         for r in range(args.rounds):
             for m in modes:
                 rounds[m].append(run_mode(m, net_id, args.steps))
-                print(f"{net_id} round {r} {m:20s} {rounds[m][-1]['member_steps_per_s']:7.0f} member-steps/s", flush=True)
-        result["nets"][net_id] = {m: max(rs, key=lambda x: x["member_steps_per_s"]) for m, rs in rounds.items()}
+                print(f"{net_id} round {r} {m:20s} {rounds[m][-1]['member_steps_per_s']:7.0f} "
+                      "member-steps/s", flush=True)
+        result["nets"][net_id] = {m: max(rs, key=lambda x: x["member_steps_per_s"]) for m,
+                                  rs in rounds.items()}
     result |= {"load_average_after": bench.load_average(), "environment": bench.environment()}
     bench.save(args.out, "bench_ch6", result, markdown(result))
     print(markdown(result))

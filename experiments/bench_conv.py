@@ -30,18 +30,21 @@ NETS = {
 VARIANTS = ("autodiff/im2col", "autodiff/lax", "backprop/im2col", "backprop/lax")
 
 
-def epoch_fn(arch, variant: str, n: int, eta: float = 0.03, lmbda: float = 0.1, batch_size: int = 10):
+def epoch_fn(arch, variant: str, n: int, eta: float = 0.03, lmbda: float = 0.1,
+             batch_size: int = 10):
     """A jitted epoch and its initial (params, opt_state) for one gradient variant."""
     method, impl = variant.split("/")
     net = convnet.build(arch, conv_impl=impl)
     _, params = net.init(jax.random.key(0), (28, 28, 1))
-    grad = convnet.make_grad(net.apply) if method == "autodiff" else conv_backprop.make_grad(arch, impl=impl)
+    grad = convnet.make_grad(net.apply) if method == "autodiff" else conv_backprop.make_grad(arch,
+        impl=impl)
     opt = optim.sgd(eta, lmbda=lmbda, n=n, scaling="network3", batch_size=batch_size)
     return train.make_epoch(grad, opt, batch_size, shuffle=False), (params, opt.init(params))
 
 
 def time_epochs(net_id: str, images: int, rounds: int, variants=VARIANTS) -> dict:
-    """Seconds per 50,000-image epoch of each variant: fastest and median of ``rounds`` interleaved runs."""
+    """Seconds per 50,000-image epoch of each variant: fastest and median of ``rounds`` interleaved
+    runs."""
     arch = convnet.network3_arch(**NETS[net_id])
     x = jax.random.uniform(jax.random.key(1), (images, 28, 28, 1))
     y = jax.random.randint(jax.random.key(2), (images,), 0, 10)
@@ -62,21 +65,24 @@ def time_epochs(net_id: str, images: int, rounds: int, variants=VARIANTS) -> dic
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nets", default="6b,6f", help="comma-separated networks (6b, 6f)")
-    p.add_argument("--images", type=int, default=5000, help="images per timed epoch (scaled to 50,000)")
+    p.add_argument("--images", type=int, default=5000, help="images per timed epoch (scaled to "
+                                                            "50,000)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per variant")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated gradient/conv variants")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated gradient/conv "
+                                                                  "variants")
     p.add_argument("--out", default=None, help="write DIR/bench_conv.json here")
     args = p.parse_args(argv)
     variants = tuple(args.variants.split(","))
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"error: unknown variants {sorted(unknown)}; choose from {VARIANTS}")
-    result = {"images": args.images, "rounds": args.rounds, **result_files.environment(), "nets": {}}
+    result = {"images": args.images, "rounds": args.rounds, **result_files.environment(),
+              "nets": {}}
     for net_id in [n for n in NETS if n in command_line.parse_only(args.nets, list(NETS))]:
         result["nets"][net_id] = time_epochs(net_id, args.images, args.rounds, variants)
         for v, t in result["nets"][net_id].items():
-            print(f"{net_id} {v:16s} best {t['best_s']:6.2f} s  median {t['median_s']:6.2f} s per 50k epoch "
-                  f"(CPU median {np.median(t['cpu_s']):6.2f} s)", flush=True)
+            print(f"{net_id} {v:16s} best {t['best_s']:6.2f} s  median {t['median_s']:6.2f} s per "
+                  f"50k epoch (CPU median {np.median(t['cpu_s']):6.2f} s)", flush=True)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "bench_conv.json").write_text(json.dumps(result, indent=1))

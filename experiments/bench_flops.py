@@ -22,7 +22,8 @@ def dense_matmuls(sizes) -> list[Matmul]:
 
 
 def arch_matmuls(arch, in_shape=(28, 28, 1)) -> list[Matmul]:
-    """The products of a `nnjax.convnet` architecture (5×5 valid convs) on images of ``in_shape``."""
+    """The products of a `nnjax.convnet` architecture (5×5 valid convs) on images of
+    ``in_shape``."""
     side, channels, flat = in_shape[0], in_shape[2], None
     out = []
     for kind, *args in arch:

@@ -44,7 +44,8 @@ ETA, BATCH = 3.0, 10
 
 
 def scan_program(body, steps: int):
-    """``run(carry, x, y)``: body(carry, x[idx], y[idx]) for each of ``steps`` fixed-order mini-batches."""
+    """``run(carry, x, y)``: body(carry, x[idx], y[idx]) for each of ``steps`` fixed-order
+    mini-batches."""
     def run(carry, x, y):
         indices = train.batch_indices(None, steps * BATCH, BATCH)
         return lax.scan(lambda c, idx: (body(c, x[idx], y[idx]), None), carry, indices)[0]
@@ -61,7 +62,8 @@ def pieces(params, steps: int) -> dict:
     def gradient(c, xb, yb):
         return jax.tree.map(jnp.add, c, grad(params, xb, yb))
 
-    def products(w, x, y):  # the step's two 10×784×30 products on contiguous mini-batches, and nothing else
+    # the step's two 10×784×30 products on contiguous mini-batches, and nothing else
+    def products(w, x, y):
         def body(w, i):
             xb = lax.dynamic_slice_in_dim(x, i * BATCH, BATCH)
             return w - 1e-6 * (xb @ w.T).T @ xb, None
@@ -70,15 +72,20 @@ def pieces(params, steps: int) -> dict:
     zero = (jnp.zeros(()),)
     return {
         "the two large products alone": (products, (params[0]["w"],)),
-        "loop only": (scan_program(lambda c, xb, yb: 0.5 * c + 1, steps), zero),  # a carry XLA cannot fold
-        "+ gather the mini-batch": (scan_program(lambda c, xb, yb: c + jnp.sum(xb) + jnp.sum(yb), steps), zero),
+        # a carry XLA cannot fold
+        "loop only": (scan_program(lambda c, xb, yb: 0.5 * c + 1, steps), zero),
+        "+ gather the mini-batch": (scan_program(lambda c, xb, yb: c + jnp.sum(xb) + jnp.sum(yb),
+                                                 steps), zero),
         "+ forward pass": (scan_program(forward, steps), zero),
-        "+ backward pass (gradient)": (scan_program(gradient, steps), (jax.tree.map(jnp.zeros_like, params),)),
+        "+ backward pass (gradient)": (scan_program(gradient,
+                                                    steps), (jax.tree.map(jnp.zeros_like,
+                                                                          params),)),
     }
 
 
 def contiguous_epoch(grad, opt, steps: int):
-    """The whole step, each mini-batch a slice of data permuted once (one gather per epoch, not per step)."""
+    """The whole step, each mini-batch a slice of data permuted once (one gather per epoch, not per
+    step)."""
     step = train.make_step(grad, opt)
 
     def epoch(params, opt_state, key, x, y):
@@ -101,14 +108,17 @@ def plain_update_epoch(grad, steps: int):
 
 
 def uint8_epoch(grad, opt):
-    """The whole step on images kept as bytes (pixel·255), turned into floats in the step: a quarter of the
-    bytes to gather. Its leading arguments end with the byte images; the float ones are ignored."""
-    epoch = classic(train.make_epoch(lambda p, xb, yb: grad(p, xb.astype(jnp.float32) / 255, yb), opt, BATCH))
+    """The whole step on images kept as bytes (pixel·255), turned into floats in the step: a quarter
+    of the bytes to gather. Its leading arguments end with the byte images; the float ones are
+    ignored."""
+    epoch = classic(train.make_epoch(lambda p, xb, yb: grad(p, xb.astype(jnp.float32) / 255, yb),
+                                     opt, BATCH))
     return lambda params, opt_state, key, x8, x, y: epoch(params, opt_state, key, x8, y)
 
 
 def classic(epoch):
-    """``train.make_epoch``'s program as ``epoch(params, opt_state, key, x, y) -> (params, opt_state)``."""
+    """``train.make_epoch``'s program as ``epoch(params, opt_state, key, x, y) -> (params,
+    opt_state)``."""
     def run(params, opt_state, key, x, y):
         state = epoch(train.State(params, opt_state, key), x, y)
         return state.params, state.opt_state
@@ -119,10 +129,12 @@ def levers(params, x, steps: int) -> dict:
     """Variants of the whole step: name → (epoch function, its leading arguments)."""
     grad, opt = backprop.make_grad(NET), optim.sgd(ETA)
     state = (params, opt.init(params), jax.random.key(1))
-    out = {f"step, unroll {u}": (classic(train.make_epoch(grad, opt, BATCH, unroll=u)), state) for u in (1, 2, 4, 8, 16)}
+    out = {f"step, unroll {u}": (classic(train.make_epoch(grad, opt, BATCH, unroll=u)), state)
+           for u in (1, 2, 4, 8, 16)}
     out["step, contiguous slices"] = (contiguous_epoch(grad, opt, steps), state)
     out["step, plain w − η∇ update"] = (plain_update_epoch(grad, steps), state)
-    out["step, images as uint8"] = (uint8_epoch(grad, opt), (*state, jnp.round(x * 255).astype(jnp.uint8)))
+    out["step, images as uint8"] = (uint8_epoch(grad, opt), (*state,
+                                                             jnp.round(x * 255).astype(jnp.uint8)))
     return out
 
 
@@ -134,19 +146,22 @@ def loop_kernels(compiled) -> int:
 
     def count(name):
         block = text.split(f"\n{name} ", 1)[1].split("\n}", 1)[0]
-        return sum(1 for line in block.splitlines()[1:] if " = " in line and not any(s in line for s in skip))
+        return sum(1 for line in block.splitlines()[1:] if " = " in line
+                   and not any(s in line for s in skip))
     return max(map(count, bodies))
 
 
 def step_kernels(params, x, y, steps: int) -> list[dict]:
-    """`kernel_times` of the whole step (hand backprop, optax SGD, unroll 1) over ``steps`` mini-batches."""
+    """`kernel_times` of the whole step (hand backprop, optax SGD, unroll 1) over ``steps``
+    mini-batches."""
     grad, opt = backprop.make_grad(NET), optim.sgd(ETA)
     args = (train.State(params, opt.init(params), jax.random.key(1)), x, y)
     return kernel_times(train.make_epoch(grad, opt, BATCH).lower(*args).compile(), args, steps)
 
 
 def measure(programs: dict, x, y, rounds: int, steps: int) -> dict:
-    """Compile every program, run them interleaved ``rounds`` times; µs per step (best) and kernels per step."""
+    """Compile every program, run them interleaved ``rounds`` times; µs per step (best) and kernels
+    per step."""
     compiled = {}
     for name, (fn, lead) in programs.items():
         start = time.perf_counter()
@@ -155,18 +170,21 @@ def measure(programs: dict, x, y, rounds: int, steps: int) -> dict:
     times = {name: [] for name in programs}
     for _ in range(rounds):
         for name, (run, lead, _) in compiled.items():
-            times[name].append(bench.best_of(lambda: jax.block_until_ready(run(*lead, x, y)), 1, 1e6 / steps))
+            times[name].append(bench.best_of(lambda: jax.block_until_ready(run(*lead, x, y)), 1,
+                                             1e6 / steps))
     return {name: {"us_per_step": min(t["seconds"] for t in times[name]),
                    "cpu_us_per_step": min(t["cpu_seconds"] for t in times[name]),
                    "kernels_per_iteration": loop_kernels(compiled[name][0]),
                    "compile_s": compiled[name][2]} for name in programs}
 
 
-TRACE_FLAG = "--xla_cpu_enable_xprof_traceme=true"  # XLA:CPU's per-kernel trace events; read when JAX starts
+# XLA:CPU's per-kernel trace events; read when JAX starts
+TRACE_FLAG = "--xla_cpu_enable_xprof_traceme=true"
 
 
 def kernel_times(compiled, args: tuple, steps: int) -> list[dict]:
-    """Median µs per step of each kernel that ``compiled`` runs once per step, from a profiler trace.
+    """Median µs per step of each kernel that ``compiled`` runs once per step, from a profiler
+    trace.
 
     Empty unless XLA_FLAGS held `TRACE_FLAG` when JAX started (`main` sets it).
     """
@@ -193,21 +211,25 @@ def kernel_times(compiled, args: tuple, steps: int) -> list[dict]:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| program | µs / step, wall | µs / step, CPU | kernels / loop iteration | compile s |",
-             "|---|---|---|---|---|"]
+    lines = ["| program | µs / step, wall | µs / step, CPU | kernels / loop iteration | compile s |"
+             , "|---|---|---|---|---|"]
     for name, r in {**result["pieces"], **result["levers"]}.items():
         lines.append(f"| {name} | {r['us_per_step']:.2f} | {r['cpu_us_per_step']:.2f} | "
                      f"{r['kernels_per_iteration']} | {r['compile_s']:.2f} |")
     env = result["environment"]
-    lines.append(f"\n[784, 30, 10], mini-batch 10, {result['steps']:,} steps per run, best of {result['rounds']} "
-                 f"interleaved rounds. An unrolled loop counts the kernels of all its unrolled steps. "
-                 f"{env['machine']}; {env['device']}; jax {env['jax_version']}; load average before/after: "
-                 f"{result['load_average_before']} / {result['load_average_after']}.")
+    lines.append(f"\n[784, 30, 10], mini-batch 10, {result['steps']:,} steps per run, best of "
+                 f"{result['rounds']} " "interleaved rounds. An unrolled loop counts the kernels "
+                                        "of all its unrolled steps. "
+                 f"{env['machine']}; {env['device']}; jax {env['jax_version']}; load average "
+                 f"before/after: {result['load_average_before']} / {result['load_average_after']}.")
     kernels = result.get("kernels", [])
-    lines += ["", "Kernels of one step (the whole step, unroll 1), median µs per step under the profiler:", "",
+    lines += ["", "Kernels of one step (the whole step, unroll 1), median µs per step under the "
+                  "profiler:", "",
               "| kernel | HLO | kind | shape | from | µs |", "|---|---|---|---|---|---|"]
-    lines += [f"| {k['kernel']} | {k['hlo']} | {k['kind']} | {k['shape']} | {k['jax_op']} | {k['median_us']:.2f} |"
-              for k in kernels] or ["| (no trace events: run in a fresh process, as `main` sets XLA_FLAGS) | | | | | |"]
+    lines += [f"| {k['kernel']} | {k['hlo']} | {k['kind']} | {k['shape']} | {k['jax_op']} | "
+              f"{k['median_us']:.2f} |" for k in kernels] or ["| (no trace events: run in a fresh "
+                                                              "process, as `main` sets XLA_FLAGS) "
+                                                              "| | | | | |"]
     if kernels:
         lines.append(f"\nSum {sum(k['median_us'] for k in kernels):.1f} µs per step.")
     return "\n".join(lines) + "\n"
@@ -215,17 +237,21 @@ def markdown(result: dict) -> str:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches per timed run")
-    p.add_argument("--rounds", type=command_line.positive_int, default=5, help="interleaved rounds (best is kept)")
+    p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches per "
+                                                                                 "timed run")
+    p.add_argument("--rounds", type=command_line.positive_int, default=5, help="interleaved rounds "
+                                                                               "(best is kept)")
     p.add_argument("--out", default="results", help="directory for bench_profile.json and .md")
-    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else random data)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
+                                                    "else random data)")
     args = p.parse_args(argv)
     if TRACE_FLAG not in os.environ.get("XLA_FLAGS", ""):  # before JAX starts its CPU backend
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TRACE_FLAG}".strip()
     images, source = bench.training_images(args.data_dir)
     x, y = (jax.device_put(a) for a in images(args.steps * BATCH))
     params = init.init_params(jax.random.key(0), NET.sizes, init.large)
-    result = {"steps": args.steps, "rounds": args.rounds, "data": source, "load_average_before": bench.load_average(),
+    result = {"steps": args.steps, "rounds": args.rounds, "data": source,
+              "load_average_before": bench.load_average(),
               "pieces": measure(pieces(params, args.steps), x, y, args.rounds, args.steps),
               "levers": measure(levers(params, x, args.steps), x, y, args.rounds, args.steps),
               "kernels": step_kernels(params, x, y, args.steps),

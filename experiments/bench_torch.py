@@ -32,7 +32,8 @@ def fc_net(sizes, activation: str = "sigmoid") -> torch.nn.Sequential:
 
 
 def torch_net(convs, fc, activation: str, dropout: float = 0.0) -> torch.nn.Sequential:
-    """A network3 net (NCHW): [conv 5×5 → max-pool 2 → σ]*, [dropout → FC → σ]*, dropout → softmax layer (z)."""
+    """A network3 net (NCHW): [conv 5×5 → max-pool 2 → σ]*, [dropout → FC → σ]*, dropout → softmax
+    layer (z)."""
     act = ACTIVATIONS[activation]
     drop = [torch.nn.Dropout(dropout)] if dropout else []
     mods, c, side = [], 1, 28
@@ -54,9 +55,11 @@ def cost(name: str):
         return 0.5 * (torch.sigmoid(z) - F.one_hot(y, z.shape[1])).pow(2).sum(1).mean()
 
     def cross_entropy(z, y):
-        return F.binary_cross_entropy_with_logits(z, F.one_hot(y, z.shape[1]).float(), reduction="sum") / len(y)
+        return F.binary_cross_entropy_with_logits(z, F.one_hot(y, z.shape[1]).float(),
+                                                  reduction="sum") / len(y)
 
-    return {"quadratic": quadratic, "cross_entropy": cross_entropy, "log_likelihood": F.cross_entropy}[name]
+    return {"quadratic": quadratic, "cross_entropy": cross_entropy,
+            "log_likelihood": F.cross_entropy}[name]
 
 
 def epoch_fn(model: torch.nn.Module, loss, x: np.ndarray, y: np.ndarray, eta: float, decay: float,
@@ -71,9 +74,11 @@ def epoch_fn(model: torch.nn.Module, loss, x: np.ndarray, y: np.ndarray, eta: fl
     params = dict(model.named_parameters())
     weights = [p for name, p in params.items() if name.endswith("weight")]
     biases = [p for name, p in params.items() if name.endswith("bias")]
-    opt = torch.optim.SGD([{"params": weights, "weight_decay": decay}, {"params": biases, "weight_decay": 0.0}],
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": decay},
+                           {"params": biases, "weight_decay": 0.0}],
                           lr=eta)
-    xt, yt = torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x)).to(device), torch.from_numpy(y.astype(
+        np.int64)).to(device)
 
     def epoch():
         for i in range(0, len(xt) - batch_size + 1, batch_size):

@@ -28,18 +28,23 @@ INITIALISERS = {"large": "large: N(0, 1)", "default": "default: N(0, 1/n_in)",
 OTHERS = {
     "B1": "baseline: a uniformly random digit for each test image (chance, about 10%)",
     "B2": "baseline: the digit whose mean darkness over the training images is nearest the image's",
-    "B3": "baseline: scikit-learn's SVC (RBF kernel, C = 1, γ = 1/784) on the 50,000 training images (`--svm`)",
-    "2-speed": "seconds per gradient of [784, 30, 10] on 10 images: one-sided finite differences ÷ backprop",
-    "2-fd-error": "largest error of the finite-difference gradient against backprop, float64, ε = 1e-6",
+    "B3": "baseline: scikit-learn's SVC (RBF kernel, C = 1, γ = 1/784) on the 50,000 training "
+          "images (`--svm`)",
+    "2-speed": "seconds per gradient of [784, 30, 10] on 10 images: one-sided finite differences ÷ "
+               "backprop",
+    "2-fd-error": "largest error of the finite-difference gradient against backprop, float64, ε = "
+                  "1e-6",
     "2-autodiff": "largest difference between jax.grad and the hand-derived backprop, float64",
     "3d": "the 3a runs: training accuracy after the last epoch, beside their test accuracy",
     "3j": "SVC (as B3) trained on the first N images, validation accuracy, the more-data curve",
-    "S-sweep": "8 values of η trained as one vmapped program against the same 8 runs one by one (time)",
+    "S-sweep": "8 values of η trained as one vmapped program against the same 8 runs one by one "
+               "(time)",
 }
 
 
 def docstring_bullets(module) -> dict[str, str]:
-    """The "- ID: text" bullets of a chapter script's docstring, by id (chapters 4 and 5 describe their ids so)."""
+    """The "- ID: text" bullets of a chapter script's docstring, by id (chapters 4 and 5 describe
+    their ids so)."""
     bullets = {}
     for m in re.finditer(r"^- (\w+(?:–\w+)?): (.*(?:\n  .*)*)", module.__doc__, flags=re.M):
         text = " ".join(m.group(2).split()).rstrip(";.")
@@ -60,11 +65,13 @@ def saved_book_figures(chapter: str, results: Path = RESULTS) -> dict[str, str]:
     one: the figures set where a record is made rather than in a config (3d, 3i, 4a, 5e …)."""
     path = results / f"{chapter}.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    return {row_of(r["id"]): result_files.formatted(r)[0] for r in reversed(records) if r.get("book") is not None}
+    return {row_of(r["id"]): result_files.formatted(r)[0] for r in reversed(records)
+            if r.get("book") is not None}
 
 
 def data_cell(cfg) -> str:
-    """The training set and where the accuracy is measured, e.g. "1,000 / validation (first 100)"."""
+    """The training set and where the accuracy is measured, e.g. "1,000 / validation (first
+    100)"."""
     train = f"{cfg.train_size:,}" if cfg.train_size else "50,000"
     where = cfg.evaluate_on
     return f"{train} / {where}" + (f" (first {cfg.eval_size:,})" if cfg.eval_size else "")
@@ -75,19 +82,22 @@ def run_config_row(cfg: run_config.RunConfig, saved: dict) -> str:
     extras = [f"λ = {cfg.lmbda:g}" + " (L1)" * cfg.l1] * bool(cfg.lmbda)
     extras += [f"μ = {cfg.momentum:g}"] * bool(cfg.momentum)
     extras += [f"stop after {cfg.stop_after} without a new best"] * bool(cfg.stop_after)
-    extras += [f"halve η after {cfg.halve_eta_after} without a new best"] * bool(cfg.halve_eta_after)
-    extras += [f"{cfg.activation} hidden"] * (cfg.activation != "sigmoid") + ["NaN guard off"] * (not cfg.nan_guard)
+    extras += [f"halve η after {cfg.halve_eta_after} without a new best"] * bool(
+        cfg.halve_eta_after)
+    extras += [f"{cfg.activation} hidden"] * (cfg.activation != "sigmoid") + ["NaN guard off"] * (
+        not cfg.nan_guard)
     seeds = cfg.seeds or "3 (--seeds)"
-    return (f"| {cfg.id} | {list(cfg.sizes)} | {cfg.cost.replace('_', '-')} | {INITIALISERS[cfg.init]} | "
-            f"{cfg.eta:g} | {cfg.batch_size} | {cfg.epochs} | {'; '.join(extras) or '–'} | {data_cell(cfg)} | "
+    return (f"| {cfg.id} | {list(cfg.sizes)} | {cfg.cost.replace('_', '-')} | "
+            f"{INITIALISERS[cfg.init]} | {cfg.eta:g} | {cfg.batch_size} | {cfg.epochs} | "
+            f"{'; '.join(extras) or '–'} | {data_cell(cfg)} | "
             f"{seeds} | {book_figure(cfg, saved)} | {result_files.cell(cfg.note)} |")
 
 
-RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | train / evaluated on | seeds | book "
-              "| note |",
+RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | train / evaluated on | "
+              "seeds | book | note |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-CONV_HEADER = ["| id | conv maps | FC | activation | initialiser | η | λ | epochs | dropout | data | members "
-               "| seeds | book | note |",
+CONV_HEADER = ["| id | conv maps | FC | activation | initialiser | η | λ | epochs | dropout | data "
+               "| members | seeds | book | note |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 OTHER_HEADER = ["| id | what it measures | book |", "|---|---|---|"]
 
@@ -95,14 +105,17 @@ OTHER_HEADER = ["| id | what it measures | book |", "|---|---|---|"]
 def conv_row(cfg: ch6.ConvConfig, saved: dict) -> str:
     """One table row of a chapter-6 run."""
     data = "250,000 (one-pixel shifts)" if cfg.expand == "shifts" else "50,000"
-    return (f"| {cfg.id} | {', '.join(map(str, cfg.convs)) or '–'} | {', '.join(map(str, cfg.fc)) or '–'} | "
-            f"{cfg.activation} | {INITIALISERS[cfg.init]} | {cfg.eta:g} | {cfg.lmbda:g} | {cfg.epochs} | "
-            f"{cfg.dropout:g} | {data} | {cfg.members} | {cfg.seeds or '3 (--seeds)'} | {book_figure(cfg, saved)} | "
-            f"{result_files.cell(cfg.note)} |")
+    return (f"| {cfg.id} | {', '.join(map(str, cfg.convs)) or '–'} | "
+            f"{', '.join(map(str, cfg.fc)) or '–'} | " f"{cfg.activation} | "
+                                                       f"{INITIALISERS[cfg.init]} | {cfg.eta:g} | "
+                                                       f"{cfg.lmbda:g} | {cfg.epochs} | "
+            f"{cfg.dropout:g} | {data} | {cfg.members} | {cfg.seeds or '3 (--seeds)'} | "
+            f"{book_figure(cfg, saved)} | {result_files.cell(cfg.note)} |")
 
 
 def chapter_configs() -> dict[str, tuple[list[str], list, dict[str, str]]]:
-    """For each chapter: its --only ids, its configs, and the descriptions of the ids without one."""
+    """For each chapter: its --only ids, its configs, and the descriptions of the ids without
+    one."""
     ch3_configs = ch3.RUNS + [c for c, _, _ in ch3.SWEEPS] + [ch3.MORE_DATA]
     return {
         "ch1": (ch1.IDS, ch1.RUNS, OTHERS),
@@ -114,12 +127,14 @@ def chapter_configs() -> dict[str, tuple[list[str], list, dict[str, str]]]:
     }
 
 
-def chapter_tables(chapter: str, ids: list[str], configs: list, described: dict[str, str]) -> list[str]:
+def chapter_tables(chapter: str, ids: list[str], configs: list,
+                   described: dict[str, str]) -> list[str]:
     """The tables of one chapter: its configs' settings, then the ids measured otherwise."""
     lines, saved = [f"### `python -m experiments.{chapter}`", ""], saved_book_figures(chapter)
     if configs:
         conv = isinstance(configs[0], ch6.ConvConfig)
-        lines += (CONV_HEADER if conv else RUN_HEADER) + [(conv_row if conv else run_config_row)(c, saved)
+        lines += (CONV_HEADER if conv else RUN_HEADER) + [(conv_row if conv else run_config_row)(c,
+            saved)
                                                           for c in configs]
         lines.append("")
     covered = {ch3.group(c.id) for c in configs}

@@ -30,7 +30,8 @@ def training_panel(a, record: dict) -> None:
     if record.get("book") is not None:
         a.axhline(record["book"], ls="--", color="k", lw=1, label=f"book {record['book']:.2f}%")
     sizes = record["config"]["sizes"]
-    a.set(title=f"{record['id']}: {list(sizes)}, η = {record['config']['eta']:g}  (best {record['best']:.2f}%)",
+    a.set(title=f"{record['id']}: {list(sizes)}, η = {record['config']['eta']:g}  (best "
+                f"{record['best']:.2f}%)",
           xlabel="epoch", ylabel="test accuracy (%)")
     a.grid(alpha=0.3)
 
@@ -40,9 +41,11 @@ def best_panel(a, records: dict) -> None:
     ids = [i for i in NETWORKS + BASELINES if i in records]
     x = np.arange(len(ids))
     a.bar(x, [records[i]["best"] for i in ids], color="tab:blue", alpha=0.7)
-    book = [(j, records[i]["book"]) for j, i in enumerate(ids) if records[i].get("book") is not None]
+    book = [(j, records[i]["book"]) for j, i in enumerate(ids)
+            if records[i].get("book") is not None]
     a.plot([j for j, _ in book], [b for _, b in book], "k_", ms=18, mew=2)
-    a.set(xticks=x, xticklabels=ids, ylabel="test accuracy (%)", title="best of each run (bars) and the book's (ticks)")
+    a.set(xticks=x, xticklabels=ids, ylabel="test accuracy (%)", title="best of each run (bars) "
+                                                                       "and the book's (ticks)")
     a.grid(alpha=0.3, axis="y")
 
 

@@ -37,16 +37,19 @@ FORMS = {"matrix": nb.sgd_epoch_matrix, "example": nb.sgd_epoch_per_example}
 
 
 def float64_data(cfg, mnist: data.MNIST):
-    """The config's (training, evaluation) pairs with the images in float64, as network.py computes."""
+    """The config's (training, evaluation) pairs with the images in float64, as network.py
+    computes."""
     return tuple((x.astype(np.float64), y) for x, y in common.select_data(mnist, cfg))
 
 
 def train_seed(cfg, training, evaluation, seed: int, form: str, verbose: bool) -> dict:
-    """One seed of a network on `float64_data`: weights and every epoch's shuffle from ``default_rng(seed)``."""
+    """One seed of a network on `float64_data`: weights and every epoch's shuffle from
+    ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     ws, bs = nb.init_large(rng, cfg.sizes, np.float64)
     (x, y), (x_eval, y_eval) = training, evaluation
-    show = progress.progress_printer(f"{cfg.id} NumPy seed {seed}", cfg.epochs, len(y_eval)) if verbose else None
+    show = progress.progress_printer(f"{cfg.id} NumPy seed {seed}", cfg.epochs,
+                                     len(y_eval)) if verbose else None
     hist = {"epoch": [], "evaluation_accuracy": [], "seconds": []}
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -58,7 +61,8 @@ def train_seed(cfg, training, evaluation, seed: int, form: str, verbose: bool) -
             hist[k].append(v)
         if show:
             show(entry)
-    return common.seed_result(seed, hist, time.perf_counter() - start, n_train=len(y), n_eval=len(y_eval))
+    return common.seed_result(seed, hist, time.perf_counter() - start, n_train=len(y),
+                              n_eval=len(y_eval))
 
 
 def best_of_k(values, k: int, threshold: float | None = None) -> dict:
@@ -82,8 +86,8 @@ def best_of_k(values, k: int, threshold: float | None = None) -> dict:
 
 
 def spread(record: dict) -> dict:
-    """A record's per-seed peaks summarised for comparison; from 3 seeds on, also `best_of_k` for k = 3
-    against the book's figure (when the record has one)."""
+    """A record's per-seed peaks summarised for comparison; from 3 seeds on, also `best_of_k` for k
+    = 3 against the book's figure (when the record has one)."""
     peaks = [r["peak"] for r in record["per_seed"]]
     out = {"seeds": len(peaks), **result_files.summary(peaks), "median": float(np.median(peaks)),
            "min": float(min(peaks))}
@@ -94,11 +98,12 @@ def spread(record: dict) -> dict:
 
 def comparison(records: list[dict], nnjax_records: list[dict]) -> str:
     """Markdown: each network's per-seed peaks by nnjax and by the reference, side by side."""
-    lines = ["| id | implementation | seeds | min | median | mean ± std | best | expected best of 3 | "
-             "triples reaching the book | book |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| id | implementation | seeds | min | median | mean ± std | best | expected best of "
+             "3 | triples reaching the book | book |", "|---|---|---|---|---|---|---|---|---|---|"]
     ours = {r["id"]: r for r in nnjax_records}
     for ref in records:
-        for name, r in (("nnjax (float32)", ours.get(ref["id"])), ("NumPy reference (float64)", ref)):
+        for name, r in (("nnjax (float32)", ours.get(ref["id"])), ("NumPy reference (float64)",
+                                                                   ref)):
             if r is None or not r.get("per_seed"):
                 continue
             s = spread(r)
@@ -106,24 +111,30 @@ def comparison(records: list[dict], nnjax_records: list[dict]) -> str:
             reach = f"{b3['share_reaching']:.0%}" if "share_reaching" in b3 else "–"
             best3 = f"{b3['expected_best']:.2f}%" if b3 else "–"
             book = "–" if r.get("book") is None else f"{r['book']:.2f}%"
-            lines.append(f"| {r['id']} | {name} | {s['seeds']} | {s['min']:.2f}% | {s['median']:.2f}% | "
-                         f"{s['mean']:.2f} ± {s['std']:.2f} | {s['best']:.2f}% | {best3} | {reach} | {book} |")
+            lines.append(f"| {r['id']} | {name} | {s['seeds']} | {s['min']:.2f}% | "
+                         f"{s['median']:.2f}% | " f"{s['mean']:.2f} ± {s['std']:.2f} | "
+                                                  f"{s['best']:.2f}% | {best3} | {reach} | {book} |")
     return ("Per-seed peak test accuracy. \"Expected best of 3\" averages the best peak over every "
-            "choice of 3 of the seeds; \"triples reaching the book\" is the share of those choices whose "
-            "best is at least the book's figure.\n\n" + "\n".join(lines) + "\n")
+            "choice of 3 of the seeds; \"triples reaching the book\" is the share of those choices "
+            "whose best is at least the book's figure.\n\n" + "\n".join(lines) + "\n")
 
 
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default="1a,1b", help=f"comma-separated ids of {IDS} (default: 1a,1b)")
-    p.add_argument("--seeds", type=command_line.positive_int, default=3, help="seeds per network: 0..N-1 (default 3)")
+    p.add_argument("--seeds", type=command_line.positive_int, default=3, help="seeds per network: "
+                                                                              "0..N-1 (default 3)")
     p.add_argument("--form", choices=list(FORMS), default="matrix",
-                   help="matrix: one pass per mini-batch (default); example: network.py's per-example loop")
-    p.add_argument("--out", default="results", help="directory for the results files (default: results)")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (one epoch on 5,000 images)")
+                   help="matrix: one pass per mini-batch (default); example: network.py's "
+                        "per-example loop")
+    p.add_argument("--out", default="results", help="directory for the results files (default: "
+                                                    "results)")
+    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (one epoch on "
+                                                        "5,000 images)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
+                                                    "else the cache)")
     args = p.parse_args(argv)
     ids = command_line.parse_only(args.only, IDS)
     configs = [ch1.quick(c) if args.quick else c for c in NETWORKS if c.id in ids]
@@ -133,12 +144,15 @@ def main(argv=None) -> list[dict]:
     records = []
     for cfg in configs:
         training, evaluation = float64_data(cfg, mnist)
-        per_seed = [train_seed(cfg, training, evaluation, s, args.form, not args.quiet) for s in seeds]
-        records.append(result_files.make_record(cfg, per_seed, metric="peak", implementation=implementation,
+        per_seed = [train_seed(cfg, training, evaluation, s, args.form, not args.quiet)
+                    for s in seeds]
+        records.append(result_files.make_record(cfg, per_seed, metric="peak",
+                                                implementation=implementation,
                                           numpy_version=np.__version__))
     saved = Path(args.out) / "ch1.json"
     nnjax_records = json.loads(saved.read_text()) if saved.exists() and not args.quick else []
-    result_files.report_saved(args.out, "ch1_reference", records, comparison(records, nnjax_records))
+    result_files.report_saved(args.out, "ch1_reference", records,
+                              comparison(records, nnjax_records))
     return records
 
 

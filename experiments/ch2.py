@@ -77,22 +77,28 @@ def main(argv=None) -> list[dict]:
         g_auto = ravel_pytree(autodiff.make_grad(net)(p64, x64, y))[0]
         fd_err = float(jnp.max(jnp.abs(g_fd - g_exact)) / jnp.max(jnp.abs(g_exact)))
         auto_err = float(jnp.max(jnp.abs(g_auto - g_exact)) / jnp.max(jnp.abs(g_exact)))
-    f32_err = float(jnp.max(jnp.abs(ravel_pytree(g_bp)[0] - ravel_pytree(autodiff.make_grad(net)(params, x, y))[0])))
+    f32_err = float(jnp.max(jnp.abs(ravel_pytree(g_bp)[0] - ravel_pytree(autodiff.make_grad(net)(
+        params, x, y))[0])))
 
     env = result_files.environment()
     n_params = int(ravel_pytree(params)[0].size)
     records = [
-        {"id": "2-speed", "book": None, "metric": "finite differences ÷ backprop, seconds per gradient",
-         "best": fd_s / bp_s, "unit": "×", "note": f"{n_params + 1} forward passes vs 1 forward + 1 backward",
-         "finite_difference_s": fd_s, "backprop_s": bp_s, "compile_s": {"fd": fd_first, "bp": bp_first},
+        {"id": "2-speed", "book": None, "metric": "finite differences ÷ backprop, seconds per "
+                                                  "gradient",
+         "best": fd_s / bp_s, "unit": "×", "note": f"{n_params + 1} forward passes vs 1 forward + "
+                                                   "1 backward",
+         "finite_difference_s": fd_s, "backprop_s": bp_s,
+         "compile_s": {"fd": fd_first, "bp": bp_first},
          "config": {"sizes": SIZES, "batch": 10, "eps_timing": 1e-3, "repeats": repeats},
          "wall_s": fd_first + bp_first + repeats * fd_s, **env},
-        {"id": "2-fd-error", "book": None, "metric": "max abs(FD − backprop) / max abs(backprop), float64, ε = 1e-6",
-         "best": fd_err, "unit": "", "note": "one-sided differences: error O(ε)", "config": {"eps": 1e-6},
-         "wall_s": 0.0, **env},
-        {"id": "2-autodiff", "book": None, "metric": "max abs(jax.grad − backprop) / max abs(backprop), float64",
-         "best": auto_err, "unit": "", "note": f"float32 max abs difference {f32_err:.2e}", "config": {},
-         "wall_s": 0.0, **env},
+        {"id": "2-fd-error", "book": None, "metric": "max abs(FD − backprop) / max abs(backprop), "
+                                                     "float64, ε = 1e-6",
+         "best": fd_err, "unit": "", "note": "one-sided differences: error O(ε)",
+         "config": {"eps": 1e-6}, "wall_s": 0.0, **env},
+        {"id": "2-autodiff", "book": None, "metric": "max abs(jax.grad − backprop) / max "
+                                                     "abs(backprop), float64",
+         "best": auto_err, "unit": "", "note": f"float32 max abs difference {f32_err:.2e}",
+         "config": {}, "wall_s": 0.0, **env},
     ]
     records = [r | interrupts.command_marks(args) for r in records]
     result_files.report_saved(args.out, "ch2", records)

@@ -29,14 +29,16 @@ def tidy(a, fontsize=None, loc="best") -> None:
 
 def mean_curve(record: dict, key: str, as_percent: bool = False, size: str = "n_eval"):
     """The per-epoch mean over seeds of a history series (seeds may stop at different epochs)."""
-    runs = [np.asarray(percent(r["history"][key], r[size]) if as_percent else r["history"][key], float)
+    runs = [np.asarray(percent(r["history"][key], r[size]) if as_percent else r["history"][key],
+                       float)
             for r in record["per_seed"]]
     length = min(len(r) for r in runs)
     return np.arange(length), np.mean([r[:length] for r in runs], axis=0)
 
 
 def overfitting(record: dict, path: Path, title: str) -> Path:
-    """The book's four overfitting panels: training cost, test accuracy, test cost, training accuracy."""
+    """The book's four overfitting panels: training cost, test accuracy, test cost, training
+    accuracy."""
     r = record["per_seed"][0]
     h, epochs = r["history"], np.arange(len(r["history"]["epoch"]))
     fig, ax = plt.subplots(2, 2, figsize=(10, 7))
@@ -61,7 +63,8 @@ def init_comparison(records: dict, path: Path) -> Path:
                 x, y = mean_curve(rec, "evaluation_accuracy", as_percent=True)
                 a.plot(x + 1, y, style, label=f"{kind} init (mean of {len(rec['per_seed'])})")
         hidden = "30" if net == "3k" else "100"
-        a.set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"{net}: [784, {hidden}, 10], η 0.1, λ 5")
+        a.set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"{net}: [784, {hidden}, "
+                                                                      "10], η 0.1, λ 5")
         tidy(a)
     return save(fig, path)
 
@@ -72,7 +75,8 @@ def multiple_eta(records: dict, path: Path) -> Path:
         if id_.startswith("3m/"):
             x, y = mean_curve(rec, "training_cost", size="n_train")
             a.plot(x + 1, y, label=f"η = {rec['config']['eta']}")
-    a.set(xlabel="epoch", ylabel="training cost (with L2 term)", title="3m: [784, 30, 10], λ 5, default init")
+    a.set(xlabel="epoch", ylabel="training cost (with L2 term)", title="3m: [784, 30, 10], λ 5, "
+                                                                       "default init")
     tidy(a)
     return save(fig, path)
 
@@ -83,7 +87,8 @@ def more_data(records: dict, path: Path) -> Path:
         if id_ in records:
             c = records[id_]["curve"]
             a.plot([p["n"] for p in c], [p["accuracy"] for p in c], "o-", label=label)
-    a.set(xscale="log", xlabel="training set size N", ylabel="validation accuracy (%)", title="more data")
+    a.set(xscale="log", xlabel="training set size N", ylabel="validation accuracy (%)",
+          title="more data")
     a.legend()
     a.grid(alpha=0.3, which="both")
     return save(fig, path)
@@ -102,10 +107,12 @@ def ours(records: dict, path: Path) -> Path:
     rec = records.get("X-eta-schedule")
     if rec:
         for r in rec["per_seed"]:
-            a.plot(np.arange(len(r["accuracy"])) + 1, r["accuracy"], lw=1, label=f"seed {r['seed']}")
+            a.plot(np.arange(len(r["accuracy"])) + 1, r["accuracy"], lw=1,
+                   label=f"seed {r['seed']}")
         twin = a.twinx()
         r = rec["per_seed"][0]
-        twin.step(np.arange(len(r["accuracy"])) + 1, r["history"]["learning_rate"], "k:", where="post")
+        twin.step(np.arange(len(r["accuracy"])) + 1, r["history"]["learning_rate"], "k:",
+                  where="post")
         twin.set(yscale="log", ylabel="η (seed 0, dotted)")
     a.set(title="η schedule: halve at no-improvement-in-10", ylim=(94, 97.5))
     a = axes[1, 0]

@@ -73,8 +73,9 @@ def errors(records: dict, path: Path) -> Path:
         runs = records["4g"]["per_seed"]
         hidden = sorted({r["hidden"] for r in runs})
         ax.errorbar(hidden, [np.mean([r["max"] for r in runs if r["hidden"] == h]) for h in hidden],
-                    yerr=[np.std([r["max"] for r in runs if r["hidden"] == h]) for h in hidden], fmt="ks",
-                    label=f"trained by SGD ({records['4g']['config']['sgd_epochs']} epochs)")
+                    yerr=[np.std([r["max"] for r in runs if r["hidden"] == h]) for h in hidden],
+                    fmt="ks", label=f"trained by SGD ({records['4g']['config']['sgd_epochs']} "
+                                    "epochs)")
     if goal is not None:
         ax.axhline(goal, color="grey", ls="--", lw=1)
     ax.set(xscale="log", yscale="log", xlabel="hidden neurons", ylabel="max |g − f| on [0, 1]",
@@ -88,7 +89,8 @@ def towers(records: dict, path: Path) -> Path:
     fig, ax = plt.subplots(2, 3, figsize=(15, 8.5))
     if "4f" in records:
         s = records["4f"]["surfaces"]
-        panels = [("tower", ax[0, 0], "one tower on [0.3, 0.6]×[0.4, 0.7]"), ("f2", ax[0, 1], "f2(x, y)"),
+        panels = [("tower", ax[0, 0], "one tower on [0.3, 0.6]×[0.4, 0.7]"), ("f2", ax[0, 1],
+                                                                              "f2(x, y)"),
                   ("grid", ax[1, 0], f"g: {s['n']}×{s['n']} towers (gaps at the corners)"),
                   ("grid_copies", ax[1, 1], f"g: {s['copies']} shifted copies of f2/{s['copies']}")]
         for key, a, title in panels:
@@ -97,8 +99,10 @@ def towers(records: dict, path: Path) -> Path:
             fig.colorbar(im, ax=a, fraction=0.046)
         grids = records["4f"]["grids"]
         for stat, style in (("max", "o-"), ("mean", "s-")):
-            ax[1, 2].plot([r["n"] for r in grids], [r[stat] for r in grids], style, label=f"{stat} |g − f2|")
-        ax[1, 2].set(xscale="log", yscale="log", xlabel="towers per axis", title="one grid of towers")
+            ax[1, 2].plot([r["n"] for r in grids], [r[stat] for r in grids], style,
+                          label=f"{stat} |g − f2|")
+        ax[1, 2].set(xscale="log", yscale="log", xlabel="towers per axis", title="one grid of "
+                                                                                 "towers")
         ax[1, 2].set_xticks([r["n"] for r in grids], [str(r["n"]) for r in grids])
     if "4e" in records:
         e = records["4e"]
@@ -109,7 +113,8 @@ def towers(records: dict, path: Path) -> Path:
                label=f"1-D, {e['config']['overlap_bins']} bins per copy")
         a.plot([r["n"] // e["config"]["overlap_bins"] for r in e["one_d_finer"]],
                [r["max"] for r in e["one_d_finer"]], "^--", label="1-D, one grid of M× the bins")
-        a.set(xscale="log", yscale="log", xlabel="copies M", ylabel="max |g − f|", title="overlap repair")
+        a.set(xscale="log", yscale="log", xlabel="copies M", ylabel="max |g − f|",
+              title="overlap repair")
         a.set_xticks([r["copies"] for r in e["one_d"]], [str(r["copies"]) for r in e["one_d"]])
     for a in (ax[0, 2], ax[1, 2]):
         a.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the labelled sizes
@@ -125,7 +130,8 @@ def plot_all(json_path) -> list[Path]:
     written = []
     for needed, fn, name in ((("4b", "4c", "4d"), steps_bumps, "steps_bumps"),
                              (("4a", "4b"), approximations, "approximations"),
-                             (("4b", "4c", "4d", "4g"), errors, "errors"), (("4e", "4f"), towers, "towers")):
+                             (("4b", "4c", "4d", "4g"), errors, "errors"), (("4e", "4f"), towers,
+                                                                            "towers")):
         if any(k in records for k in needed):
             written.append(fn(records, out / f"ch4_{name}.png"))
     return written

@@ -32,8 +32,10 @@ def accuracy(records: dict, path: Path) -> Path:
         r = records[id_]
         acc = np.asarray([s["accuracy"] for s in r["per_seed"]])
         color = f"C{i}"
-        ax.plot(acc.mean(axis=0), color=color, label=f"{id_} {r['config']['sizes']}: best {r['best']:.2f}%")
-        ax.fill_between(range(acc.shape[1]), acc.min(axis=0), acc.max(axis=0), color=color, alpha=0.15)
+        ax.plot(acc.mean(axis=0), color=color, label=f"{id_} {r['config']['sizes']}: best "
+                                                     f"{r['best']:.2f}%")
+        ax.fill_between(range(acc.shape[1]), acc.min(axis=0), acc.max(axis=0), color=color,
+                        alpha=0.15)
         if r["book"] is not None:
             ax.axhline(r["book"], color=color, ls=":", lw=1)
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", ylim=(94, 98),
@@ -50,8 +52,8 @@ def speed_init(records: dict, path: Path) -> Path:
         layers = np.arange(1, len(t["mean"]) + 1)
         a.errorbar(layers, t["mean"], yerr=t["std"], fmt="o-", label="ours (mean ± std)")
         a.plot(layers, t["book"], "kx", ms=9, label="book")
-        a.set(yscale="log", xlabel="hidden layer", ylabel=r"$\|\delta^l\|$ at init", title=f"{depth} hidden layers",
-              xticks=layers)
+        a.set(yscale="log", xlabel="hidden layer", ylabel=r"$\|\delta^l\|$ at init",
+              title=f"{depth} hidden layers", xticks=layers)
         a.legend(fontsize=8)
         a.grid(alpha=0.3, which="both")
     return save(fig, path)
@@ -78,7 +80,8 @@ def beyond(records: dict, path: Path) -> Path:
         r = records[id_]
         name = id_[3:] if id_.startswith("5h ") else "sigmoid/default (5f)"
         at_init = r["note"].split(";")[0]
-        speed_curves(a, r["per_seed"], f"{name}: last/first {r['mean']:.3g}× at the end ({at_init})")
+        speed_curves(a, r["per_seed"]
+                     , f"{name}: last/first {r['mean']:.3g}× at the end ({at_init})")
     for a in ax.flat[len(ids):]:
         a.axis("off")
     return save(fig, path)
@@ -88,12 +91,15 @@ def chain(records: dict, path: Path) -> Path:
     r = records["5g"]
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     ax[0].plot(r["width_curve"]["w"], r["width_curve"]["width"])
-    ax[0].plot([r["w_star"]], [r["best"]], "ro", label=f"largest: {r['best']:.4f} at |w| = {r['w_star']:.3f}")
-    ax[0].set(xlabel="|w|", ylabel="width of {a : |w σ′(wa + b)| ≥ 1}", title="where a factor w σ′ can exceed 1")
+    ax[0].plot([r["w_star"]], [r["best"]], "ro", label=f"largest: {r['best']:.4f} at |w| = "
+                                                       f"{r['w_star']:.3f}")
+    ax[0].set(xlabel="|w|", ylabel="width of {a : |w σ′(wa + b)| ≥ 1}", title="where a factor w σ′ "
+                                                                              "can exceed 1")
     ax[0].legend(fontsize=8)
     rc, ex = r["random_chains"], r["exploding"]
     layers = np.arange(1, len(rc["median_abs_grad"]) + 1)
-    ax[1].plot(layers, rc["median_abs_grad"], "o-", label=f"w, b ~ N(0, 1): median over {rc['n']} chains")
+    ax[1].plot(layers, rc["median_abs_grad"], "o-", label=f"w, b ~ N(0, 1): median over {rc['n']} "
+                                                          "chains")
     ax[1].plot(layers, ex["grad"], "s-", label="all w = 100, every z = 0")
     ax[1].set(yscale="log", xlabel="layer j", ylabel="|∂C/∂b_j| (∂C/∂a_L = 1)", xticks=layers,
               title="the chain network's bias gradients")

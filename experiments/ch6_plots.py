@@ -32,8 +32,10 @@ def best_run(record: dict) -> dict:
     return max(record["per_seed"], key=lambda r: r[METRIC])
 
 
-def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 11, most: int = 110) -> Path:
-    """A grid of the misclassified test images of ``record``'s best run (the first ``most``), "true → predicted"."""
+def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 11,
+                most: int = 110) -> Path:
+    """A grid of the misclassified test images of ``record``'s best run (the first ``most``), "true
+    → predicted"."""
     all_errors = best_run(record)["errors"]
     errors = all_errors[:most]
     rows = max(1, math.ceil(len(errors) / cols))
@@ -43,21 +45,24 @@ def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 1
     for ax, (index, label, predicted) in zip(axes.flat, errors):
         ax.imshow(test_images[index].reshape(28, 28), cmap="Greys", vmin=0, vmax=1)
         ax.set_title(f"{label} → {predicted}", fontsize=8)
-    shown = f"the {len(errors)}" if len(errors) == len(all_errors) else f"{len(errors)} of the {len(all_errors)}"
+    shown = f"the {len(errors)}" if len(errors) == len(
+                                                       all_errors) else f"{len(errors)} of the {len(all_errors)}"
     fig.suptitle(f"{record['id']}: {shown} misclassified test digits (true → predicted), "
                  f"test {best_run(record)[METRIC]:.2f}%", fontsize=9)
     return save(fig, path)
 
 
 def _tiles(kernels: np.ndarray, per_row: int, ax, title: str) -> None:
-    """Draw kernels (n, k, k) as one mosaic, ``per_row`` a row, each tile scaled to its own range (dark = large)."""
+    """Draw kernels (n, k, k) as one mosaic, ``per_row`` a row, each tile scaled to its own range
+    (dark = large)."""
     n, k = kernels.shape[0], kernels.shape[1]
     rows = math.ceil(n / per_row)
     mosaic = np.full((rows * (k + 1) - 1, per_row * (k + 1) - 1), np.nan)
     for i, kern in enumerate(kernels):
         r, c = divmod(i, per_row)
         lo, hi = kern.min(), kern.max()
-        mosaic[r * (k + 1):r * (k + 1) + k, c * (k + 1):c * (k + 1) + k] = (kern - lo) / (hi - lo + 1e-12)
+        mosaic[r * (k + 1):r * (k + 1) + k, c * (k + 1):c * (k + 1) + k] = (kern - lo) / (hi - lo
+                                                                                          + 1e-12)
     ax.imshow(mosaic, cmap="Greys", interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.axis("off")
@@ -81,7 +86,8 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in records:
         hist = best_run(r)["history"]
-        if "test_accuracy" not in hist:  # a separately trained ensemble: its members have their own rows
+        # a separately trained ensemble: its members have their own rows
+        if "test_accuracy" not in hist:
             continue
         line, = ax.plot(hist["test_accuracy"], label=f"{r['id']} test")
         ax.plot(hist["validation_accuracy"], "--", color=line.get_color(), alpha=0.6)
@@ -90,19 +96,22 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     ax.set_ylim(96.5, 100)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    ax.set_title("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of each row")
+    ax.set_title("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of "
+                 "each row")
     return save(fig, path)
 
 
 def plot_expansion(images: np.ndarray, path: Path) -> Path:
-    """Each image, its shifts down, up, right, left, two ±10° rotations and an elastic distortion."""
+    """Each image, its shifts down, up, right, left, two ±10° rotations and an elastic
+    distortion."""
     x = jnp.asarray(images).reshape(-1, 28, 28)
     shifted, _ = expand.shifts(x, jnp.zeros(len(x), jnp.int32))
     columns = [shifted.reshape(len(x), 5, 28, 28)[:, i] for i in range(5)]
     columns += [expand.rotate(x, jnp.full(len(x), d)) for d in (-10.0, 10.0)]
     columns.append(expand.elastic(x, jax.random.key(0)))
     titles = ["original", "down", "up", "right", "left", "rotated −10°", "rotated +10°", "elastic"]
-    fig, axes = plt.subplots(len(x), len(columns), figsize=(len(columns) * 1.1, len(x) * 1.2), squeeze=False)
+    fig, axes = plt.subplots(len(x), len(columns), figsize=(len(columns) * 1.1, len(x) * 1.2),
+                             squeeze=False)
     for j, (col, title) in enumerate(zip(columns, titles)):
         axes[0, j].set_title(title, fontsize=8)
         for i in range(len(x)):
@@ -119,13 +128,16 @@ def plot_all(json_path, data_dir=None) -> list[Path]:
     ensembles = [r for r in records if r["config"]["members"] > 1]
     shown = max(ensembles or records, key=lambda r: r["best"])
     mnist = data.load_mnist(data_dir)
-    paths = [plot_errors(shown, mnist.test.x, out / "ch6_errors.png"), plot_curves(records, out / "ch6_curves.png"),
+    paths = [plot_errors(shown, mnist.test.x, out / "ch6_errors.png"),
+             plot_curves(records, out / "ch6_curves.png"),
              plot_expansion(mnist.training.x[:4], out / "ch6_expansion.png")]
     for r in records:
         npz = out / f"ch6_{r['id']}_filters.npz"
         if npz.exists():
             with np.load(npz, allow_pickle=False) as f:
-                paths.append(plot_filters([f[k] for k in sorted(f.files, key=lambda s: int(s.split("_")[1]))],
+                paths.append(plot_filters([f[k] for k in sorted(f.files,
+                                                                key=lambda s: int(s.split("_")[
+                                                                    1]))],
                                           r["id"], out / f"ch6_filters_{r['id']}.png"))
     return paths
 

@@ -29,10 +29,10 @@ class UsageError(SystemExit):
 
 
 HINTS = {
-    data.DataError: "fix: put the four MNIST files (raw or .gz) in a folder and pass --data-dir FOLDER "
-                    "or set NNJAX_DATA_DIR=FOLDER (README: Data)",
-    checkpoint.CheckpointError: "fix: resume with the settings the checkpoints were written with, or delete "
-                                "them (or give an empty --checkpoint-dir) to start again",
+    data.DataError: "fix: put the four MNIST files (raw or .gz) in a folder and pass --data-dir "
+                    "FOLDER or set NNJAX_DATA_DIR=FOLDER (README: Data)",
+    checkpoint.CheckpointError: "fix: resume with the settings the checkpoints were written with, "
+                                "or delete them (or give an empty --checkpoint-dir) to start again",
 }
 
 
@@ -50,8 +50,8 @@ def run(main: Callable[[Sequence[str]], object], argv: Sequence[str] | None = No
     except (data.DataError, checkpoint.CheckpointError) as e:
         fail(headline(str(e)), next(hint for kind, hint in HINTS.items() if isinstance(e, kind)))
     except KeyboardInterrupt:
-        print("interrupted while no run was training: nothing was lost (results already written are named above)",
-              file=sys.stderr, flush=True)
+        print("interrupted while no run was training: nothing was lost (results already written "
+              "are named above)", file=sys.stderr, flush=True)
         raise SystemExit(INTERRUPT_STATUS) from None
 
 

@@ -33,7 +33,8 @@ def gradient_fn(net: Network, method: str):
 
 
 def select_data(mnist: data.MNIST, cfg: RunConfig):
-    """(training, evaluation) pairs for a config: first N training images, (first N of) test or validation."""
+    """(training, evaluation) pairs for a config: first N training images, (first N of) test or
+    validation."""
     tr = mnist.training
     n = cfg.train_size or tr.x.shape[0]
     ev = {"test": mnist.test, "validation": mnist.validation}[cfg.evaluate_on]
@@ -42,36 +43,43 @@ def select_data(mnist: data.MNIST, cfg: RunConfig):
 
 
 def optimizer_for(cfg: RunConfig, n: int):
-    """The config's update rule for a training set of n images: plain SGD, or with L2/L1 and momentum."""
+    """The config's update rule for a training set of n images: plain SGD, or with L2/L1 and
+    momentum."""
     if cfg.lmbda == 0 and not cfg.l1 and cfg.momentum == 0:
         return optim.sgd(cfg.eta)
     return optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n, momentum=cfg.momentum, l1=cfg.l1)
 
 
 def penalty_for(cfg: RunConfig):
-    """The regularisation term ``(params, λ, size)`` network2.py adds to a reported cost, or None without one."""
+    """The regularisation term ``(params, λ, size)`` network2.py adds to a reported cost, or None
+    without one."""
     return None if cfg.lmbda == 0 and not cfg.l1 else optim.l1_penalty if cfg.l1 else optim.l2_penalty
 
 
-def pieces_for(cfg: RunConfig, net: Network, evaluation, *, monitor_training: bool = False, members: bool = False,
-               checkpoint_dir=None, checkpoint_every: int = 1, resume: bool = False, pin=None) -> list:
+def pieces_for(cfg: RunConfig, net: Network, evaluation, *, monitor_training: bool = False,
+               members: bool = False, checkpoint_dir=None, checkpoint_every: int = 1,
+               resume: bool = False, pin=None) -> list:
     """`nnjax.train.fit`'s pieces for a config: evaluation (with network2's cost term), the
     config's NaN guard, early stopping and η schedule (not for members: a sweep), and
     checkpoints in ``checkpoint_dir``."""
-    pieces = [monitor.Evaluate(partial(network.evaluate, net=net), evaluation, monitor_training or cfg.monitor_training,
-                               penalty_for(cfg), None if members else cfg.lmbda, members)]
+    pieces = [monitor.Evaluate(partial(network.evaluate, net=net), evaluation,
+                               monitor_training or cfg.monitor_training, penalty_for(cfg),
+                               None if members else cfg.lmbda, members)]
     if not members:
         pieces += [guard.Guard()] if cfg.nan_guard else []
         pieces += [monitor.EarlyStopping(cfg.stop_after)] if cfg.stop_after is not None else []
-        pieces += [monitor.EtaSchedule(cfg.halve_eta_after)] if cfg.halve_eta_after is not None else []
+        pieces += [monitor.EtaSchedule(
+                                       cfg.
+                                       halve_eta_after)] if cfg.halve_eta_after is not None else []
     if checkpoint_dir is not None:
         pieces.append(checkpoint.Checkpoints(checkpoint_dir, checkpoint_every, resume, pin))
     return pieces
 
 
 def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbose: bool = True,
-              optimizer=None, monitor_training: bool = False, checkpoint_dir: str | os.PathLike | None = None,
-              checkpoint_every: int = 1, resume: bool = False) -> list[dict]:
+              optimizer=None, monitor_training: bool = False,
+              checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 1,
+              resume: bool = False) -> list[dict]:
     """Train ``cfg`` once per seed; return one dict per seed with its history.
 
     The seed s gives ``jax.random.key(s)``, split into the initialisation and training keys.
@@ -84,7 +92,8 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
     training, evaluation = select_data(mnist, cfg)
     training = network.check_data(training, net, f"{cfg.id} training data")
     evaluation = network.check_data(evaluation, net, f"{cfg.id} evaluation data")
-    pinned = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("book", "note", "epochs", "seeds")}
+    pinned = {k: v for k, v in dataclasses.asdict(cfg).items()
+              if k not in ("book", "note", "epochs", "seeds")}
     sizes = {"n_train": len(training[1]), "n_eval": len(evaluation[1])}
     opt = optimizer or optimizer_for(cfg, len(training[1]))
     program = train.make_epoch(gradient_fn(net, cfg.gradient), opt, cfg.batch_size)
@@ -92,23 +101,28 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
     for s in seeds:
         k_init, k_train = jax.random.split(jax.random.key(s))
         params = init.init_params(k_init, net.sizes, cfg.init)
-        show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs, len(evaluation[1])) if verbose else None
+        show = progress_printer(f"{cfg.id} seed {s}", cfg.epochs,
+                                len(evaluation[1])) if verbose else None
         start = time.perf_counter()
         ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / cfg.id / f"seed{s}"
         before = resumed_epochs(ckpt) if resume else 0
-        pieces = pieces_for(cfg, net, evaluation, monitor_training=monitor_training, checkpoint_dir=ckpt,
-                            checkpoint_every=checkpoint_every, resume=resume, pin=pinned | {"seed": s})
+        pieces = pieces_for(cfg, net, evaluation, monitor_training=monitor_training,
+                            checkpoint_dir=ckpt, checkpoint_every=checkpoint_every, resume=resume,
+                            pin=pinned | {"seed": s})
         try:
-            _, hist = train.fit(program, train.State(params, opt.init(params), k_train, extra=monitor.counters()),
+            _, hist = train.fit(program, train.State(params, opt.init(params), k_train,
+                                                     extra=monitor.counters()),
                                 training, epochs=cfg.epochs, pieces=pieces, on_epoch=show)
         except train.Interrupted as stop:
             if stop.history.get("epoch"):
-                out.append(seed_result(s, stop.history, wall_time(start, stop.history, before), **sizes)
+                out.append(seed_result(s, stop.history, wall_time(start, stop.history, before),
+                                       **sizes)
                            | {"epochs_done": len(stop.history["epoch"])})
             raise Interrupted([make_record(cfg, out, interrupted=True)] if out else []) from None
         except guard.NonFiniteError as stop:
             out.append(seed_result(s, stop.history, wall_time(start, stop.history, before), **sizes)
-                       | {"diverged": {"epoch": stop.epoch, "step": stop.step, "message": str(stop)}})
+                       | {"diverged": {"epoch": stop.epoch, "step": stop.step,
+                                       "message": str(stop)}})
             if verbose:
                 print(f"[{cfg.id} seed {s}] diverged: {stop}", flush=True)
             continue
@@ -118,7 +132,8 @@ def run_seeds(cfg: RunConfig, mnist: data.MNIST, seeds: Sequence[int], *, verbos
 
 
 def resumed_epochs(ckpt: Path | None) -> int:
-    """How many epochs the newest checkpoint in ``ckpt`` holds (0 without one): where a resume starts."""
+    """How many epochs the newest checkpoint in ``ckpt`` holds (0 without one): where a resume
+    starts."""
     found = checkpoint.list_checkpoints(ckpt) if ckpt is not None else []
     return int(found[-1].stem.split("-")[1]) if found else 0
 
@@ -133,9 +148,9 @@ def seed_result(seed: int, hist: dict, wall_s: float, n_train: int, n_eval: int)
     """One seed's entry of a record: its history and the accuracies in percent (peak and
     final are None when no epoch finished, as for a run that diverged in its first)."""
     acc = [percent(c, n_eval) for c in hist.get("evaluation_accuracy", [])]
-    return {"seed": seed, "peak": max(acc, default=None), "peak_epoch": int(np.argmax(acc)) if acc else None,
-            "final": acc[-1] if acc else None, "accuracy": acc, "history": hist, "wall_s": wall_s,
-            "n_train": n_train, "n_eval": n_eval}
+    return {"seed": seed, "peak": max(acc, default=None), "peak_epoch": int(np.argmax(acc)) if acc
+            else None, "final": acc[-1] if acc else None, "accuracy": acc, "history": hist,
+            "wall_s": wall_s, "n_train": n_train, "n_eval": n_eval}
 
 
 class Interrupted(KeyboardInterrupt):

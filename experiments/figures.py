@@ -1,4 +1,5 @@
-"""Every chapter's figures and the benchmark's scaling curves, redrawn from saved results (never trains).
+"""Every chapter's figures and the benchmark's scaling curves, redrawn from saved results (never
+trains).
 
     python -m experiments.figures [--results DIR] [--data-dir DIR]
 
@@ -47,13 +48,16 @@ def regenerate(results: Path, data_dir=None, verbose: bool = True) -> list[Path]
 
 def main(argv=None) -> list[Path]:
     p = command_line.Parser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", default="results", help="directory holding the chN.json files (default: results)")
-    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--results", default="results", help="directory holding the chN.json files "
+                                                        "(default: results)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
+                                                    "else the cache)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     results = Path(args.results)
     if not results.is_dir():
-        p.error(f"no results directory {results}; run an experiment first, e.g. python -m experiments.ch1")
+        p.error(f"no results directory {results}; run an experiment first, e.g. python -m "
+                "experiments.ch1")
     start = time.perf_counter()
     written = regenerate(results, args.data_dir)
     for path in written:

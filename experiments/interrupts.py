@@ -59,19 +59,23 @@ def saving_on_interrupt(args: argparse.Namespace, chapter: str, ids: Sequence[st
         ckpt = getattr(args, "checkpoint_dir", None)
         how = (f"run the same command with --resume to continue from the checkpoints in {ckpt}"
                if ckpt and Path(ckpt).is_dir() else
-               "rerun to start again (with --checkpoint-dir DIR a run can be continued with --resume)")
+               "rerun to start again (with --checkpoint-dir DIR a run can be continued with "
+               "--resume)")
         print(f"interrupted: {where}; {how}", file=sys.stderr, flush=True)
         raise SystemExit(130) from None
     except Exception:
         if records:
             print(f"stopped by the error below; saved the {len(records)} finished record(s) to "
-                  f"{save_finished(args, chapter, list(records), ids)}", file=sys.stderr, flush=True)
+                  f"{save_finished(args, chapter, list(records), ids)}", file=sys.stderr,
+                  flush=True)
         raise
 
 
-def save_finished(args: argparse.Namespace, chapter: str, records: list[dict], ids: Sequence[str]) -> Path:
+def save_finished(args: argparse.Namespace, chapter: str, records: list[dict],
+                  ids: Sequence[str]) -> Path:
     """Write a stopped script's finished records (with the saved ones of other ids under
     ``--merge``) to DIR/chapter.json; return its path."""
-    return write_results(args.out, chapter, merge_saved(args.out, chapter, records, ids) if args.merge else records)
+    return write_results(args.out, chapter, merge_saved(args.out, chapter, records, ids)
+                         if args.merge else records)
 
 

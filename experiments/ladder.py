@@ -1,6 +1,7 @@
 """The book's milestone networks on another data set, beside their MNIST figures.
 
-    python -m experiments.ladder [--dataset fashion-mnist] [--quick] [--full] [--only 1a,3b] [--seeds N]
+    python -m experiments.ladder [--dataset fashion-mnist] [--quick] [--full] [--only 1a,3b]
+    [--seeds N]
                                  [--out DIR] [--mnist-results DIR] [--data-dir DIR]
 
 Trains the milestones 1a, 3b, 3h, 5b, 6b and 6f (the chapter scripts' configs and
@@ -46,7 +47,8 @@ def train_row(cfg, dataset: data.MNIST, seeds: list[int], verbose: bool) -> dict
     if isinstance(cfg, ch6.ConvConfig):
         record, _ = ch6.run(cfg, ch6.prepare_data(cfg, dataset), seeds, verbose, root=None)
         return record
-    return result_files.make_record(cfg, common.run_seeds(cfg, dataset, seeds, verbose=verbose), metric="peak")
+    return result_files.make_record(cfg, common.run_seeds(cfg, dataset, seeds, verbose=verbose),
+                                    metric="peak")
 
 
 def mnist_figures(results: Path) -> dict[str, dict]:
@@ -76,40 +78,53 @@ def ladder_table(records: list[dict], mnist: dict[str, dict]) -> str:
                if "convs" in c else "FC " + ",".join(map(str, c["sizes"])))
         _, best, ms = result_files.formatted(r)
         metric = f"{r['metric']} {c['evaluate_on']}" if "evaluate_on" in c else r["metric"]
-        lines.append(f"| {r['id']} | {net} | {c['epochs']} | {metric} | {best} | {ms} | {len(r['seeds'])} | "
-                     f"{percent_cell(m.get('best'))} | {percent_cell(m.get('book'))} | {r['wall_s']:.0f} |")
+        lines.append(f"| {r['id']} | {net} | {c['epochs']} | {metric} | {best} | {ms} | "
+                     f"{len(r['seeds'])} | " f"{percent_cell(m.get('best'))} | "
+                                             f"{percent_cell(m.get('book'))} | {r['wall_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="\n".join(__doc__.splitlines()[2:]),
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                epilog="\n".join(__doc__.splitlines()[2:]),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=data.DATASETS, default="fashion-mnist",
                    help="the data to train on (default fashion-mnist)")
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke version of every row")
     p.add_argument("--full", action="store_true",
-                   help=f"conv rows at the book's 60 epochs (default: at most {CPU_CONV_EPOCHS}, hours less on a CPU)")
-    p.add_argument("--only", default=None, help=f"comma-separated milestones to run (default all: {','.join(MILESTONES)})")
-    p.add_argument("--seeds", type=command_line.positive_int, default=1, help="seeds per row (default 1): seeds 0..N-1")
-    p.add_argument("--out", default="results", help="directory for ladder_<data set>.json and .md (default results)")
+                   help=f"conv rows at the book's 60 epochs (default: at most {CPU_CONV_EPOCHS}, "
+                        "hours less on a CPU)")
+    p.add_argument("--only", default=None, help="comma-separated milestones to run (default all: "
+                                                f"{','.join(MILESTONES)})")
+    p.add_argument("--seeds", type=command_line.positive_int, default=1, help="seeds per row "
+                                                                              "(default 1): seeds "
+                                                                              "0..N-1")
+    p.add_argument("--out", default="results", help="directory for ladder_<data set>.json and .md "
+                                                    "(default results)")
     p.add_argument("--mnist-results", default="results", metavar="DIR",
                    help="where the saved MNIST records chN.json are (default results)")
-    p.add_argument("--data-dir", default=None, help="the data set's folder (default: its variable, the cache, "
-                                                    "a system package's folder, else a download)")
+    p.add_argument("--data-dir", default=None, help="the data set's folder (default: its variable, "
+                                                    "the cache, a system package's folder, else a "
+                                                    "download)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    p.add_argument("--compile-cache", metavar="DIR", default=os.environ.get(command_line.COMPILE_CACHE_ENV) or None,
-                   help=f"keep compiled programs in DIR (default: ${command_line.COMPILE_CACHE_ENV}, else none)")
+    p.add_argument("--compile-cache", metavar="DIR",
+                   default=os.environ.get(command_line.COMPILE_CACHE_ENV) or None,
+                   help="keep compiled programs in DIR (default: "
+                        f"${command_line.COMPILE_CACHE_ENV}, else none)")
     args = command_line.parse_args(p, argv)
     ids = command_line.parse_only(args.only, MILESTONES)
-    configs = [milestone(i, args.dataset, quick=args.quick, full=args.full) for i in MILESTONES if i in ids]
+    configs = [milestone(i, args.dataset, quick=args.quick, full=args.full) for i in MILESTONES
+               if i in ids]
     dataset = data.load(args.dataset, args.data_dir)
     seeds = list(range(args.seeds))
     records = [train_row(cfg, dataset, seeds, not args.quiet) for cfg in configs]
-    conv = "" if args.full or args.quick else (f"Conv rows (6b, 6f) ran {CPU_CONV_EPOCHS} of the book's 60 epochs "
-                                               "on this CPU; `--full` runs all 60.\n\n")
+    conv = "" if args.full or args.quick else (f"Conv rows (6b, 6f) ran {CPU_CONV_EPOCHS} of the "
+                                               "book's 60 epochs " "on this CPU; `--full` runs all "
+                                                                   "60.\n\n")
     table = ladder_table(records, mnist_figures(Path(args.mnist_results)))
     path = result_files.write_results(args.out, f"ladder_{args.dataset}", records,
-                                extra_md=f"{conv}Beside our MNIST figures for the same networks:\n\n{table}")
+                                extra_md=f"{conv}Beside our MNIST figures for the same "
+                                         f"networks:\n\n{table}")
     print(conv + table)
     print(f"wrote {path}")
     return records

@@ -12,7 +12,8 @@ from pathlib import Path
 import matplotlib
 from matplotlib.ticker import MaxNLocator
 
-if not os.environ.get("MPLBACKEND"):  # keep a backend chosen already, e.g. a Jupyter kernel's inline one
+# keep a backend chosen already, e.g. a Jupyter kernel's inline one
+if not os.environ.get("MPLBACKEND"):
     matplotlib.use("Agg")  # no display: render straight to files
 import matplotlib.pyplot as plt  # noqa: E402
 

@@ -17,7 +17,7 @@ def progress_printer(label: str, total_epochs: int, n_eval: int) -> Callable[[di
             acc = f"best {max(acc)} / {n_eval} of {len(acc)} members"
         else:
             acc = "complete" if acc is None else f"{acc} / {n_eval}"
-        print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} s, ETA {eta_s:.1f} s)",
-              flush=True)
+        print(f"[{label}] Epoch {r['epoch']}: {acc}  ({r['seconds']:.2f} s; elapsed {elapsed:.1f} "
+              f"s, ETA {eta_s:.1f} s)", flush=True)
 
     return show

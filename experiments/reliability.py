@@ -55,32 +55,38 @@ TARGETS = (data.TEST_LABELS, data.TEST_IMAGES)
 
 
 def nan_at_step(k: int) -> optax.GradientTransformation:
-    """Fault injection: updates pass through unchanged except at global step k, where they become NaN."""
+    """Fault injection: updates pass through unchanged except at global step k, where they become
+    NaN."""
 
     def update(updates, count, params=None):
-        return jax.tree_util.tree_map(lambda u: jnp.where(count == k, jnp.nan, u), updates), count + 1
+        return jax.tree_util.tree_map(lambda u: jnp.where(count == k, jnp.nan, u),
+                                      updates), count + 1
 
     return optax.GradientTransformation(lambda params: jnp.zeros((), jnp.int32), update)
 
 
-def train_run(cfg: RunConfig, training, seed: int, *, checkpoint_dir=None, optimizer=None, epochs=None,
-              on_epoch=None):
+def train_run(cfg: RunConfig, training, seed: int, *, checkpoint_dir=None, optimizer=None,
+              epochs=None, on_epoch=None):
     """The final parameters of ``cfg`` trained from seed ``seed`` (resuming when checkpointing)."""
     net = cfg.network()
     k_init, k_train = jax.random.split(jax.random.key(seed))
     params = init.init_params(k_init, net.sizes, cfg.init)
     opt = optimizer or optim.sgd(cfg.eta)
-    pieces = [guard.Guard()] + ([checkpoint.Checkpoints(checkpoint_dir, resume=True)] if checkpoint_dir else [])
-    state, _ = train.fit(train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size),
-                         train.State(params, opt.init(params), k_train, extra=monitor.counters()), training,
-                         epochs=cfg.epochs if epochs is None else epochs, pieces=pieces, on_epoch=on_epoch)
+    pieces = [guard.Guard()] + ([checkpoint.Checkpoints(checkpoint_dir, resume=True)]
+                                if checkpoint_dir else [])
+    state, _ = train.fit(train.make_epoch(common.gradient_fn(net, cfg.gradient), opt,
+                                          cfg.batch_size),
+                         train.State(params, opt.init(params), k_train, extra=monitor.counters()),
+                         training, epochs=cfg.epochs if epochs is None else epochs, pieces=pieces,
+                         on_epoch=on_epoch)
     return state.params
 
 
 # ---------------------------------------------------------------- worker processes
 
 def worker(work: Path, seed: int, checkpoint_dir: str | None) -> None:
-    """Train in this process from the subset saved in ``work``; print a line per epoch, then the digest."""
+    """Train in this process from the subset saved in ``work``; print a line per epoch, then the
+    digest."""
     fields = json.loads((work / "config.json").read_text())
     cfg = RunConfig(**fields | {"sizes": tuple(fields["sizes"])})
     training = tuple(np.load(work / f"{a}.npy", allow_pickle=False) for a in "xy")
@@ -152,27 +158,33 @@ def kill_resume(work: Path, trials: int, epochs: int, reference: str, epoch_s: f
         digest = result(spawn("--worker", str(work), "--seed", "0", "--checkpoint-dir", str(ckpt)))
         rows.append({"after_epoch": after_epoch, "delay_s": delay, "killed": killed,
                      "resumed_from_epoch": int(saved[-1].stem[6:]), "equal": digest == reference})
-    return {"trials": trials, "killed": sum(r["killed"] for r in rows), "equal": sum(r["equal"] for r in rows),
+    return {"trials": trials, "killed": sum(r["killed"] for r in rows),
+            "equal": sum(r["equal"] for r in rows),
             "resumed_from_epochs": sorted(r["resumed_from_epoch"] for r in rows), "runs": rows}
 
 
 def nan_injection(cfg: RunConfig, training, work: Path, rng) -> dict:
-    """Inject NaN at a random step after the first epoch; check the step reported and the checkpoint."""
+    """Inject NaN at a random step after the first epoch; check the step reported and the
+    checkpoint."""
     steps = cfg.train_size // cfg.batch_size
     k = int(rng.integers(steps, cfg.epochs * steps))
     ckpt = work / "nan"
     try:
-        train_run(cfg, training, 0, checkpoint_dir=ckpt, optimizer=optax.chain(optim.sgd(cfg.eta), nan_at_step(k)))
+        train_run(cfg, training, 0, checkpoint_dir=ckpt,
+                  optimizer=optax.chain(optim.sgd(cfg.eta), nan_at_step(k)))
         raise AssertionError("the injected NaN was not caught")
     except guard.NonFiniteError as e:
         caught, message = e.step, str(e)
-    params, opt = init.init_params(jax.random.key(0), cfg.sizes), optax.chain(optim.sgd(cfg.eta), nan_at_step(k))
+    params, opt = init.init_params(jax.random.key(0), cfg.sizes), optax.chain(optim.sgd(cfg.eta),
+                                                                              nan_at_step(k))
     saved = checkpoint.restore(ckpt, checkpoint.layout(  # a state of the right shapes
         train.State(params, opt.init(params), jax.random.key(0), extra=monitor.counters())))
     clean = train_run(cfg, training, 0, epochs=saved.epoch)
-    return {"injected_step": k, "caught_step": caught, "message": message, "checkpoint_epoch": saved.epoch,
-            "expected_checkpoint_epoch": k // steps, "checkpoint_finite": bool(guard.all_finite(saved.state)),
-            "checkpoint_equals_clean_run": checkpoint.tree_digest(saved.state["params"]) == checkpoint.tree_digest(clean)}
+    return {"injected_step": k, "caught_step": caught, "message": message,
+            "checkpoint_epoch": saved.epoch, "expected_checkpoint_epoch": k // steps,
+            "checkpoint_finite": bool(guard.all_finite(saved.state)),
+            "checkpoint_equals_clean_run": checkpoint.tree_digest(saved.state[
+                "params"]) == checkpoint.tree_digest(clean)}
 
 
 def overhead(cfg: RunConfig, training, work: Path, epochs: int) -> dict:
@@ -183,7 +195,8 @@ def overhead(cfg: RunConfig, training, work: Path, epochs: int) -> dict:
     state = opt.init(params)
     x, y = (jnp.asarray(a) for a in training)
     run_epoch = train.make_epoch(common.gradient_fn(net, cfg.gradient), opt, cfg.batch_size)
-    state = jax.block_until_ready(run_epoch(train.State(params, state, jax.random.key(1)), x, y))  # compile
+    # compile
+    state = jax.block_until_ready(run_epoch(train.State(params, state, jax.random.key(1)), x, y))
     bool(guard.all_finite((state.params, state.opt_state)))
     times = {"epoch_s": [], "guard_s": [], "checkpoint_s": []}
     for e in range(epochs):
@@ -198,7 +211,8 @@ def overhead(cfg: RunConfig, training, work: Path, epochs: int) -> dict:
         times["checkpoint_s"].append(time.perf_counter() - start)
     med = {k: float(np.median(v)) for k, v in times.items()}
     return {"n_train": int(x.shape[0]), "epochs_timed": epochs, **med,
-            "guard_fraction": med["guard_s"] / med["epoch_s"], "checkpoint_fraction": med["checkpoint_s"] / med["epoch_s"]}
+            "guard_fraction": med["guard_s"] / med["epoch_s"],
+            "checkpoint_fraction": med["checkpoint_s"] / med["epoch_s"]}
 
 
 # ---------------------------------------------------------------- data trials
@@ -216,7 +230,8 @@ def corrupt(genuine: bytes, zipped: bytes, kind: str, container: str, rng) -> by
         n = int.from_bytes(b[4:8], "big")
         b[4:8] = max(0, n + int(rng.choice([-1, 1]) * rng.integers(1, 1000))).to_bytes(4, "big")
     damaged = bytes(b)
-    return gzip.compress(damaged, compresslevel=1) if container == "gz" and kind in ("magic", "count") else damaged
+    return gzip.compress(damaged, compresslevel=1) if container == "gz" and kind in ("magic",
+        "count") else damaged
 
 
 def corrupt_files(data_dir: Path, work: Path, trials: int, rng) -> dict:
@@ -241,7 +256,8 @@ def corrupt_files(data_dir: Path, work: Path, trials: int, rng) -> dict:
             (cache / f"{other}.gz").symlink_to(data_dir / f"{other}.gz")
         before = sorted(os.listdir(cache))
         for where, attempt in (("read", lambda: data.read_idx(path, sha256=sha)),
-                               ("download", lambda: data.download_mnist(cache, mirrors=((trial / "mirror").as_uri() + "/",)))):
+                               ("download", lambda: data.download_mnist(cache,
+                                   mirrors=((trial / "mirror").as_uri() + "/",)))):
             row = tally[where]
             row["trials"] += 1
             try:
@@ -291,7 +307,8 @@ def interrupted_downloads(data_dir: Path, work: Path, trials: int, rng) -> dict:
                 (cache / f"{other}.gz").symlink_to(data_dir / f"{other}.gz")
             proc = spawn("--worker-download", str(cache), "--mirror", url)
             deadline = time.perf_counter() + 60
-            while not list(cache.glob(".*.part")) and proc.poll() is None and time.perf_counter() < deadline:
+            while not list(cache.glob(
+                                      ".*.part")) and proc.poll() is None and time.perf_counter() < deadline:
                 time.sleep(0.01)
             time.sleep(float(rng.uniform(0, 0.3)))
             proc.send_signal(signal.SIGKILL)
@@ -309,7 +326,8 @@ def interrupted_downloads(data_dir: Path, work: Path, trials: int, rng) -> dict:
         server.shutdown()
     return {"trials": trials, "interrupted": sum(r["part_files_left_by_kill"] > 0 for r in rows),
             "never_trusted": sum(not r["trusted_after_kill"] for r in rows),
-            "cleaned_by_next_download": sum(r["clean_after_next_download"] for r in rows), "runs": rows}
+            "cleaned_by_next_download": sum(r["clean_after_next_download"] for r in rows),
+            "runs": rows}
 
 
 # ---------------------------------------------------------------- report
@@ -317,42 +335,55 @@ def interrupted_downloads(data_dir: Path, work: Path, trials: int, rng) -> dict:
 def markdown(r: dict) -> str:
     k, d, n, o = r["kill_resume"], r["determinism"], r["nan_injection"], r["overhead"]
     lines = ["| trial | result |", "|---|---|",
-             f"| SIGKILL at a random moment of training, then resume | {k['equal']}/{k['trials']} final digests equal "
-             f"the uninterrupted run's ({k['killed']} killed before they finished; resumed from epochs "
-             f"{k['resumed_from_epochs']}) |",
-             f"| same seed in {d['processes']} fresh processes | {'identical' if d['identical'] else 'DIFFERENT'} "
-             f"digests; another seed {'differs' if d['other_seed_differs'] else 'DOES NOT differ'} |"]
+             f"| SIGKILL at a random moment of training, then resume | {k['equal']}/{k['trials']} "
+             f"final digests equal the uninterrupted run's ({k['killed']} killed before they "
+             f"finished; resumed from epochs {k['resumed_from_epochs']}) |",
+             f"| same seed in {d['processes']} fresh processes | "
+             f"{'identical' if d['identical'] else 'DIFFERENT'} " "digests; another seed "
+                                                                  f"{'differs' if d['other_seed_differs'] else 'DOES NOT differ'} |"]
     for where, row in r["corrupt_files"].items():
         extra = f", cache left clean {row['cache_left_clean']}/{row['refused']}" if where == "download" else ""
         lines.append(f"| damaged MNIST files ({where}) | refused {row['refused']}/{row['trials']} "
-                     f"(naming file and expected hash: {row['named_file_and_hash']}); harmless gzip-header "
-                     f"flips accepted with genuine content: {row['benign_gzip_header']}; damaged data accepted: "
+                     f"(naming file and expected hash: {row['named_file_and_hash']}); harmless "
+                     "gzip-header flips accepted with genuine content: "
+                     f"{row['benign_gzip_header']}; damaged data accepted: "
                      f"{row['accepted_damaged']}{extra} |")
     i = r["interrupted_downloads"]
-    lines += [f"| download killed mid-stream | {i['interrupted']}/{i['trials']} left a part file; trusted by a "
-              f"later load: {i['trials'] - i['never_trusted']}; cleaned by the next download: "
-              f"{i['cleaned_by_next_download']}/{i['trials']} |",
-              f"| NaN injected at step {n['injected_step']} | caught at step {n['caught_step']}; checkpoint of "
-              f"epoch {n['checkpoint_epoch']} (expected {n['expected_checkpoint_epoch']}) finite: "
-              f"{n['checkpoint_finite']}, equal to a clean run: {n['checkpoint_equals_clean_run']} |",
-              f"| overhead per epoch ({o['n_train']} images) | epoch {o['epoch_s']:.3f} s; guard check "
-              f"{1e3 * o['guard_s']:.2f} ms ({100 * o['guard_fraction']:.2f}%); checkpoint write "
-              f"{1e3 * o['checkpoint_s']:.1f} ms ({100 * o['checkpoint_fraction']:.2f}%) |",
+    lines += [f"| download killed mid-stream | {i['interrupted']}/{i['trials']} left a part file; "
+              f"trusted by a later load: {i['trials'] - i['never_trusted']}; cleaned by the next "
+              f"download: {i['cleaned_by_next_download']}/{i['trials']} |",
+              f"| NaN injected at step {n['injected_step']} | caught at step {n['caught_step']}; "
+              f"checkpoint of epoch {n['checkpoint_epoch']} (expected "
+              f"{n['expected_checkpoint_epoch']}) finite: " f"{n['checkpoint_finite']}, equal to a "
+                                                            f"clean run: {n['checkpoint_equals_clean_run']} |",
+              f"| overhead per epoch ({o['n_train']} images) | epoch {o['epoch_s']:.3f} s; guard "
+              f"check {1e3 * o['guard_s']:.2f} ms ({100 * o['guard_fraction']:.2f}%); checkpoint "
+              f"write {1e3 * o['checkpoint_s']:.1f} ms ({100 * o['checkpoint_fraction']:.2f}%) |",
               f"\nNaN message: {n['message']}",
-              f"\nConfig: {r['config']}; wall {r['wall_s']:.0f} s; {r['device']}; jax {r['jax_version']}; {r['machine']}."]
+              f"\nConfig: {r['config']}; wall {r['wall_s']:.0f} s; {r['device']}; jax "
+              f"{r['jax_version']}; {r['machine']}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="a few trials of each kind on a small subset (seconds)")
-    p.add_argument("--out", default="results", help="directory for reliability.json/.md (default: results)")
-    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
-    p.add_argument("--kills", type=command_line.positive_int, default=None, help="kill/resume trials (default 20; quick 2)")
-    p.add_argument("--processes", type=command_line.positive_int, default=None, help="same-seed processes (default 5; quick 2)")
-    p.add_argument("--corrupt", type=command_line.positive_int, default=None, help="damaged-file trials (default 160; quick 16)")
-    p.add_argument("--downloads", type=command_line.positive_int, default=None, help="killed downloads (default 5; quick 1)")
-    p.add_argument("--trial-seed", type=int, default=0, help="seed of the trials' random choices (default 0)")
+    p.add_argument("--quick", action="store_true", help="a few trials of each kind on a small "
+                                                        "subset (seconds)")
+    p.add_argument("--out", default="results", help="directory for reliability.json/.md (default: "
+                                                    "results)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
+                                                    "else the cache)")
+    p.add_argument("--kills", type=command_line.positive_int, default=None, help="kill/resume "
+                                                                                 "trials (default "
+                                                                                 "20; quick 2)")
+    p.add_argument("--processes", type=command_line.positive_int, default=None,
+                   help="same-seed processes (default 5; quick 2)")
+    p.add_argument("--corrupt", type=command_line.positive_int, default=None, help="damaged-file "
+                                                                                   "trials (default 160; quick 16)")
+    p.add_argument("--downloads", type=command_line.positive_int, default=None,
+                   help="killed downloads (default 5; quick 1)")
+    p.add_argument("--trial-seed", type=int, default=0, help="seed of the trials' random choices "
+                                                             "(default 0)")
     for hidden in ("--worker", "--seed", "--checkpoint-dir", "--worker-download", "--mirror"):
         p.add_argument(hidden, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -363,15 +394,18 @@ def main(argv=None) -> dict | None:
 
     start = time.perf_counter()
     cfg = QUICK if args.quick else CONFIG
-    counts = dict(kills=args.kills or (2 if args.quick else 20), processes=args.processes or (2 if args.quick else 5),
-                  corrupt=args.corrupt or (16 if args.quick else 160), downloads=args.downloads or (1 if args.quick else 5))
+    counts = dict(kills=args.kills or (2 if args.quick else 20),
+                  processes=args.processes or (2 if args.quick else 5),
+                  corrupt=args.corrupt or (16 if args.quick else 160),
+                  downloads=args.downloads or (1 if args.quick else 5))
     rng = np.random.default_rng(args.trial_seed)
     mnist = data.load_mnist(args.data_dir)
     data_dir = Path(args.data_dir or os.environ.get("NNJAX_DATA_DIR") or data.default_cache_dir())
     if not all((data_dir / f"{n}.gz").is_file() for n in data.FILE_NAMES):
         raise SystemExit(f"error: the data trials need the four gzipped MNIST files in {data_dir}")
     training, _ = common.select_data(mnist, cfg)
-    timed = cfg if args.quick else dataclasses.replace(cfg, train_size=None)  # overhead: all 50,000 images
+    # overhead: all 50,000 images
+    timed = cfg if args.quick else dataclasses.replace(cfg, train_size=None)
     with tempfile.TemporaryDirectory(prefix="nnjax-reliability-") as tmp:
         work = Path(tmp)
         (work / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
@@ -380,14 +414,18 @@ def main(argv=None) -> dict | None:
         det = determinism(work, counts["processes"], cfg.epochs)
         report = {
             "determinism": det,
-            "kill_resume": kill_resume(work, counts["kills"], cfg.epochs, det["digests"][0], det["epoch_s"], rng),
+            "kill_resume": kill_resume(work, counts["kills"], cfg.epochs, det["digests"][0],
+                                       det["epoch_s"], rng),
             "corrupt_files": corrupt_files(data_dir, work, counts["corrupt"], rng),
-            "interrupted_downloads": interrupted_downloads(data_dir, work, counts["downloads"], rng),
+            "interrupted_downloads": interrupted_downloads(data_dir, work, counts["downloads"],
+                                                           rng),
             "nan_injection": nan_injection(cfg, training, work, rng),
-            "overhead": overhead(timed, common.select_data(mnist, timed)[0], work, 2 if args.quick else 5),
+            "overhead": overhead(timed, common.select_data(mnist, timed)[0], work,
+                                 2 if args.quick else 5),
         }
     report |= {"config": dataclasses.asdict(cfg), "counts": counts, "trial_seed": args.trial_seed,
-               "training_seeds": [0, 1], "wall_s": time.perf_counter() - start, **result_files.environment()}
+               "training_seeds": [0, 1], "wall_s": time.perf_counter() - start,
+               **result_files.environment()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "reliability.json").write_text(json.dumps(report, indent=1))

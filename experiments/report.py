@@ -53,26 +53,30 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
             continue
         for r in by_row[id_]:
             b, best, ms = result_files.formatted(r)
-            lines.append(f"| {r['id']} | {result_files.book_cell(r, b)} | {best} | {ms} | {len(r.get('seeds', []))} | "
-                         f"{result_files.cell(r.get('metric', ''))} | {r.get('device', '')} | {r.get('wall_s', 0):.0f} | "
-                         f"{result_files.note_cell(r)} |")
+            lines.append(f"| {r['id']} | {result_files.book_cell(r, b)} | {best} | {ms} | "
+                         f"{len(r.get('seeds', []))} | "
+                         f"{result_files.cell(r.get('metric', ''))} | {r.get('device', '')} | "
+                         f"{r.get('wall_s', 0):.0f} | " f"{result_files.note_cell(r)} |")
     return lines
 
 
 def reference_section(results: Path, records: list[dict]) -> list[str]:
-    """Chapter 1's per-seed spread beside the NumPy reference's, when DIR/ch1_reference.json exists."""
+    """Chapter 1's per-seed spread beside the NumPy reference's, when DIR/ch1_reference.json
+    exists."""
     path = results / "ch1_reference.json"
     if not path.exists():
         return []
-    return ["### Spread over seeds, against the NumPy reference (`python -m experiments.ch1_reference`)", "",
-            ch1_reference.comparison(json.loads(path.read_text()), records)]
+    return ["### Spread over seeds, against the NumPy reference (`python -m "
+            "experiments.ch1_reference`)", "", ch1_reference.comparison(json.loads(
+                path.read_text()), records)]
 
 
 def report(results: Path, pngs: list[Path]) -> str:
     """The Markdown report of the saved results in ``results``, linking the figures ``pngs``."""
     parts = ["# Reproduction report", "",
-             "Every run id of docs/book.md: the book's figure and ours (best over seeds, and mean ± std).",
-             "Made by `python -m experiments.report` from the saved results beside this file.", ""]
+             "Every run id of docs/book.md: the book's figure and ours (best over seeds, and mean "
+             "± std).", "Made by `python -m experiments.report` from the saved results beside this "
+                        "file.", ""]
     machines, versions = set(), set()
     for chapter, title in CHAPTERS.items():
         path = results / f"{chapter}.json"
@@ -85,8 +89,10 @@ def report(results: Path, pngs: list[Path]) -> str:
         parts += HEADER + chapter_rows(chapter, records) + [""]
         if chapter == "ch1":
             parts += reference_section(results, records)
-        parts += [f"![{p.stem}]({p.name})" for p in sorted(pngs) if p.name.startswith(f"{chapter}_")] + [""]
-    parts += [f"Machines: {'; '.join(sorted(machines)) or '–'}. jax {', '.join(sorted(versions)) or '–'}.", ""]
+        parts += [f"![{p.stem}]({p.name})" for p in sorted(pngs)
+                  if p.name.startswith(f"{chapter}_")] + [""]
+    parts += [f"Machines: {'; '.join(sorted(machines)) or '–'}. jax "
+              f"{', '.join(sorted(versions)) or '–'}.", ""]
     return "\n".join(parts)
 
 
@@ -104,12 +110,16 @@ def main(argv=None) -> str:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--results", default=None,
-                   help="directory of the chN.json files (default: results, or results/quick with --run --quick)")
+                   help="directory of the chN.json files (default: results, or results/quick with "
+                        "--run --quick)")
     p.add_argument("--out", default=None, help="the report's path (default: RESULTS/REPORT.md)")
     p.add_argument("--run", action="store_true", help="run every chapter first (long), then report")
-    p.add_argument("--quick", action="store_true", help="with --run: the seconds-long smoke version of every run")
-    p.add_argument("--seeds", type=command_line.positive_int, default=3, help="with --run: seeds per run (default 3)")
-    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, else the cache)")
+    p.add_argument("--quick", action="store_true", help="with --run: the seconds-long smoke "
+                                                        "version of every run")
+    p.add_argument("--seeds", type=command_line.positive_int, default=3, help="with --run: seeds "
+                                                                              "per run (default 3)")
+    p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
+                                                    "else the cache)")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = p.parse_args(argv)
     if args.quick and not args.run:
@@ -119,8 +129,8 @@ def main(argv=None) -> str:
     if args.run:
         run_all(results, args.quick, args.seeds, args.data_dir)
     if not results.is_dir():
-        p.error(f"no results directory {results}; run an experiment first (e.g. python -m experiments.ch1) "
-                "or pass --run")
+        p.error(f"no results directory {results}; run an experiment first (e.g. python -m "
+                "experiments.ch1) or pass --run")
     text = report(results, figures.regenerate(results, args.data_dir))
     out = Path(args.out) if args.out else results / "REPORT.md"
     out.write_text(text)

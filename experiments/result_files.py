@@ -28,20 +28,24 @@ def environment() -> dict[str, Any]:
     """Where a result was computed: device, versions, machine."""
     dev = jax.devices()[0]
     return {
-        "device": dev.platform if dev.device_kind in ("", dev.platform) else f"{dev.platform}: {dev.device_kind}",
+        "device": dev.platform if dev.device_kind in ("", dev.platform) else f"{dev.platform}: "
+                                                                             f"{dev.device_kind}",
         "jax_version": jax.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                   f"{platform.processor() or platform.system()}",
         "git_commit": git_commit(),
     }
 
 
 
 def git_commit() -> str:
-    """The commit of the code that runs (with "-dirty" when tracked files differ from it), or "unknown"."""
+    """The commit of the code that runs (with "-dirty" when tracked files differ from it), or
+    "unknown"."""
     top = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True, check=True)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True,
+                              check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top,
                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
@@ -81,7 +85,8 @@ def make_record(cfg, per_seed: list[dict], metric: str = "peak", **extra) -> dic
         "per_seed": per_seed,
         "config": dataclasses.asdict(cfg),
         "wall_s": sum(r["wall_s"] for r in per_seed),
-        **({"dataset": cfg.dataset} if hasattr(cfg, "dataset") else {}),  # (ch4 trains on no images)
+        # (ch4 trains on no images)
+        **({"dataset": cfg.dataset} if hasattr(cfg, "dataset") else {}),
         **environment(),
         **extra,
     }
@@ -99,7 +104,8 @@ def formatted(r: dict) -> tuple[str, str, str]:
     suffix = "%" if unit == "%" else f" {unit}".rstrip()
     book = "–" if r.get("book") is None or not on_mnist(r) else f"{r['book']:{fmt}}{suffix}"
     best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
-    ms = "–" if r.get("mean") is None or not math.isfinite(r["mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+    ms = "–" if r.get("mean") is None or not math.isfinite(r[
+                                                             "mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
     return book, best, ms
 
 
@@ -112,20 +118,23 @@ def marks(r: dict) -> list[str]:
     per_seed = [p for p in r.get("per_seed", []) if isinstance(p, dict)]
     if r.get("interrupted"):
         epochs = r.get("config", {}).get("epochs", "?")
-        out.append("interrupted: " + ", ".join(f"seed {p['seed']} stopped after {p['epochs_done']} of {epochs} epochs"
-                                               for p in per_seed if "epochs_done" in p))
+        out.append("interrupted: " + ", ".join(f"seed {p['seed']} stopped after {p['epochs_done']} "
+                                               f"of {epochs} epochs" for p in per_seed
+                                               if "epochs_done" in p))
     if any(p.get("resumed_after") for p in per_seed):
         out.append("resumed from checkpoints (wall time includes the earlier epochs)")
     for p in per_seed:
         if p.get("diverged"):
             d = p["diverged"]
             at = f"step {d['step']}" if d.get("step") is not None else f"epoch {d['epoch']}"
-            out.append(f"seed {p['seed']} diverged at {at} (NaN guard), after {len(p.get('accuracy', []))} epochs")
+            out.append(f"seed {p['seed']} diverged at {at} (NaN guard), after "
+                       f"{len(p.get('accuracy', []))} epochs")
     return out
 
 
 def comparable(r: dict) -> bool:
-    """Whether a record ran at the book's settings, so that its figure may be set beside the book's."""
+    """Whether a record ran at the book's settings, so that its figure may be set beside the
+    book's."""
     return not (r.get("quick") or r.get("modified"))
 
 
@@ -148,12 +157,15 @@ def on_mnist(r: dict) -> bool:
 def dataset_table(records: list[dict]) -> str:
     """Our figures on data other than MNIST, one row per record, naming the data set. No book
     column and no note: both speak of the book's MNIST runs."""
-    lines = ["| id | data set | ours best | mean ± std | seeds | metric | wall s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| id | data set | ours best | mean ± std | seeds | metric | wall s |",
+             "|---|---|---|---|---|---|---|"]
     for r in records:
         _, best, ms = formatted(r)
-        lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | {len(r.get('seeds', []))} | "
-                     f"{cell(r.get('metric', ''))} | {r['wall_s']:.1f} |")
-    return "\n".join(lines) + f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; {environment()['machine']}.\n"
+        lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | "
+                     f"{len(r.get('seeds', []))} | " f"{cell(r.get('metric', ''))} | "
+                                                     f"{r['wall_s']:.1f} |")
+    return "\n".join(
+                     lines) + f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; {environment()['machine']}.\n"
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -164,10 +176,12 @@ def markdown_table(records: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in records:
         book, best, ms = formatted(r)
-        lines.append(f"| {r['id']} | {book_cell(r, book)} | {best} | {ms} | {len(r.get('seeds', []))} | "
-                     f"{cell(r.get('metric', ''))} | {r['wall_s']:.1f} | {note_cell(r)} |")
+        lines.append(f"| {r['id']} | {book_cell(r, book)} | {best} | {ms} | "
+                     f"{len(r.get('seeds', []))} | " f"{cell(r.get('metric', ''))} | "
+                                                     f"{r['wall_s']:.1f} | {note_cell(r)} |")
     dev = records[0]["device"] if records else ""
-    lines.append(f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; {environment()['machine']}.")
+    lines.append(
+                 f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; {environment()['machine']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -183,7 +197,8 @@ def json_safe(obj):
     return obj
 
 
-def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict], extra_md: str = "") -> Path:
+def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict],
+                  extra_md: str = "") -> Path:
     """Write ``chapter.json`` and ``chapter.md`` (the table, then ``extra_md``) into out_dir
     atomically; return the JSON path."""
     out = Path(out_dir)
@@ -198,15 +213,18 @@ def write_results(out_dir: str | os.PathLike, chapter: str, records: list[dict],
     return path
 
 
-def report_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], extra_md: str = "") -> Path:
-    """`write_results`, then print the table (and ``extra_md``) and where it went; return the JSON path."""
+def report_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict],
+                 extra_md: str = "") -> Path:
+    """`write_results`, then print the table (and ``extra_md``) and where it went; return the JSON
+    path."""
     path = write_results(out_dir, chapter, records, extra_md)
     print(markdown_table(records) + (f"\n{extra_md}" if extra_md else ""))
     print(f"wrote {path}")
     return path
 
 
-def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict], ids: Sequence[str]) -> list[dict]:
+def merge_saved(out_dir: str | os.PathLike, chapter: str, records: list[dict],
+                ids: Sequence[str]) -> list[dict]:
     """``records`` plus the records saved in DIR/chapter.json whose ids were not run again
     (a script's ``--merge``), sorted by ``ids``; a record "5h tanh/glorot" sorts as "5h"."""
     path = Path(out_dir) / f"{chapter}.json"

@@ -19,7 +19,8 @@ GRADIENTS = ("backprop", "autodiff")
 
 
 def setting(default: Any = REQUIRED, *, help: str) -> Any:
-    """A config field with its default (or none: `REQUIRED`) and its one-line meaning for ``--help``."""
+    """A config field with its default (or none: `REQUIRED`) and its one-line meaning for
+    ``--help``."""
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -36,22 +37,32 @@ class RunConfig:
     activation: str = setting("sigmoid", help="hidden-layer activation")
     output: str = setting("sigmoid", help="output-layer activation")
     cost: str = setting("quadratic", help="quadratic | cross_entropy | log_likelihood")
-    train_size: int | None = setting(None, help="train on the first N training images (None: all 50,000)")
+    train_size: int | None = setting(None, help="train on the first N training images (None: all "
+                                                "50,000)")
     evaluate_on: str = setting("test", help="test | validation")
-    gradient: str = setting("backprop", help="backprop (hand-derived, BP1–BP4) | autodiff (jax.grad)")
+    gradient: str = setting("backprop", help="backprop (hand-derived, BP1–BP4) | autodiff "
+                                             "(jax.grad)")
     book: float | None = setting(None, help="the book's reported accuracy in percent, if any")
     note: str = setting("", help="what the book says, for rows without a single number")
     # chapter 3 (network2.py) options; the defaults are chapter 1's plain SGD
-    lmbda: float = setting(0.0, help="regularisation parameter λ (L2 unless l1); scaled by the training-set size n")
+    lmbda: float = setting(0.0, help="regularisation parameter λ (L2 unless l1); scaled by the "
+                                     "training-set size n")
     l1: bool = setting(False, help="L1 instead of L2: w → w − (ηλ/n) sgn(w) − η∇C")
     momentum: float = setting(0.0, help="momentum coefficient μ: v → μv − η∇C, w → w + v")
-    eval_size: int | None = setting(None, help="evaluate on the first N images of the evaluation set (None: all)")
-    monitor_training: bool = setting(False, help="also record training accuracy and cost after each epoch")
-    stop_after: int | None = setting(None, help="early stopping: end after this many epochs without a new best")
-    halve_eta_after: int | None = setting(None, help="η schedule: halve η after this many epochs without a new best")
-    seeds: int | None = setting(None, help="a fixed number of seeds for this run (None: the --seeds option)")
-    nan_guard: bool = setting(True, help="stop at the first NaN/Inf; False runs on with them, as network2.py does")
-    dataset: str = setting("mnist", help="the data: mnist | fashion-mnist | kmnist (set with --dataset)")
+    eval_size: int | None = setting(None, help="evaluate on the first N images of the evaluation "
+                                               "set (None: all)")
+    monitor_training: bool = setting(False, help="also record training accuracy and cost after "
+                                                 "each epoch")
+    stop_after: int | None = setting(None, help="early stopping: end after this many epochs "
+                                                "without a new best")
+    halve_eta_after: int | None = setting(None, help="η schedule: halve η after this many epochs "
+                                                     "without a new best")
+    seeds: int | None = setting(None, help="a fixed number of seeds for this run (None: the "
+                                           "--seeds option)")
+    nan_guard: bool = setting(True, help="stop at the first NaN/Inf; False runs on with them, as "
+                                         "network2.py does")
+    dataset: str = setting("mnist", help="the data: mnist | fashion-mnist | kmnist (set with "
+                                         "--dataset)")
 
     def __post_init__(self):
         """Check every field before anything runs; errors name the field, expected and got."""
@@ -69,7 +80,8 @@ class RunConfig:
                 validate.integer(field, getattr(self, field), 1)
         for field in ("l1", "monitor_training", "nan_guard"):
             if not isinstance(getattr(self, field), bool):
-                raise TypeError(f"RunConfig {self.id}: {field} must be True or False, got {getattr(self, field)!r}")
+                raise TypeError(f"RunConfig {self.id}: {field} must be True or False, got "
+                                f"{getattr(self, field)!r}")
         for field, choices in (("init", init.BY_NAME), ("activation", activations.BY_NAME),
                                ("output", activations.BY_NAME), ("cost", costs.BY_NAME),
                                ("evaluate_on", ("test", "validation")), ("gradient", GRADIENTS)):
@@ -77,7 +89,8 @@ class RunConfig:
                 raise ValueError(f"RunConfig {self.id}: {field} must be one of {sorted(choices)}, "
                                  f"got {getattr(self, field)!r}")
         if self.dataset not in data.DATASETS:
-            raise ValueError(f"RunConfig {self.id}: dataset must be one of {list(data.DATASETS)}, got {self.dataset!r}")
+            raise ValueError(f"RunConfig {self.id}: dataset must be one of {list(data.DATASETS)}, "
+                             f"got {self.dataset!r}")
         self.network()  # sizes, and the pairing of output layer and cost
 
     def network(self) -> Network:
@@ -139,10 +152,11 @@ def type_name(kind) -> str:
 
 
 def fields_epilog(cls: type) -> str:
-    """``--help``'s list of the fields ``--set`` can change, one "FIELD (type, default): meaning" each."""
-    lines = [f"{cls.__name__} fields, changed with --set FIELD=VALUE (a run may set its own value instead of "
-             "the default; tuples are comma-separated, e.g. 784,100,10; none clears an optional field; "
-             "booleans are true or false):"]
+    """``--help``'s list of the fields ``--set`` can change, one "FIELD (type, default): meaning"
+    each."""
+    lines = [f"{cls.__name__} fields, changed with --set FIELD=VALUE (a run may set its own value "
+             "instead of the default; tuples are comma-separated, e.g. 784,100,10; none clears an "
+             "optional field; booleans are true or false):"]
     for f in dataclasses.fields(cls):
         default = "set per run" if f.default is dataclasses.MISSING else f"default {f.default!r}"
         lines.append(f"  {f.name} ({type_name(f.type)}, {default}): {f.metadata.get('help', '')}")

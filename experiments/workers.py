@@ -23,13 +23,17 @@ def pinned(argv: Sequence[str], core: int, **popen_options) -> subprocess.Popen:
 
     It shares this terminal, and so its Ctrl-C.
     """
-    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()}
-    return subprocess.Popen(["taskset", "-c", str(core), sys.executable, *argv], env=env, **popen_options)
+    env = {**os.environ, "XLA_FLAGS":
+           f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()}
+    return subprocess.Popen(["taskset", "-c", str(core), sys.executable, *argv], env=env,
+                            **popen_options)
 
 
 def run_pinned(commands: Sequence[Sequence[str]], workers: int,
-               on_done: Callable[[int, int], None] = lambda index, status: None, poll_s: float = 2.0) -> list[int]:
-    """Run ``commands`` (argument lists for ``python``), at most ``workers`` at a time, each pinned to its own core.
+               on_done: Callable[[int, int], None] = lambda index, status: None,
+               poll_s: float = 2.0) -> list[int]:
+    """Run ``commands`` (argument lists for ``python``), at most ``workers`` at a time, each pinned
+    to its own core.
 
     Calls ``on_done(index, exit status)`` as each ends and returns all the statuses. On
     Ctrl-C the children, which share the terminal's process group, get it too: this
@@ -50,7 +54,8 @@ def run_pinned(commands: Sequence[Sequence[str]], workers: int,
                     del running[index]
                     status[index] = proc.returncode
                     on_done(index, proc.returncode)
-    except KeyboardInterrupt:  # from the terminal (children got it too) or ``kill -INT`` of this process alone
+    # from the terminal (children got it too) or ``kill -INT`` of this process alone
+    except KeyboardInterrupt:
         for proc, _ in running.values():
             proc.send_signal(signal.SIGINT)
         for proc, _ in running.values():

@@ -105,7 +105,8 @@ def parse_temperature(name: str) -> tuple[str, float]:
     try:
         return m.group(1), float(m.group(2))
     except ValueError:
-        raise ValueError(f"bad temperature in {name!r}: write it as e.g. 'softmax(c=2.0)'") from None
+        raise ValueError(
+                         f"bad temperature in {name!r}: write it as e.g. 'softmax(c=2.0)'") from None
 
 
 def check_temperature(c: float) -> float:
@@ -129,7 +130,8 @@ def softmax_at(c: float) -> Activation:
 
 
 def get(name: str) -> Activation:
-    """Look up an activation by name ("sigmoid", "tanh", "relu", "linear", "softmax", "softmax(c=2.0)")."""
+    """Look up an activation by name ("sigmoid", "tanh", "relu", "linear", "softmax",
+    "softmax(c=2.0)")."""
     base, c = parse_temperature(name)
     if base == "softmax":
         return softmax_at(c)

@@ -52,7 +52,8 @@ def grid_edges(n: int, interval: Interval = (0.0, 1.0), shift: float = 0.0) -> n
 
 
 def padded(edges: np.ndarray, pad: float) -> np.ndarray:
-    """The outermost edges moved out by ``pad``, so the first and last steps are whole inside the interval."""
+    """The outermost edges moved out by ``pad``, so the first and last steps are whole inside the
+    interval."""
     edges = np.array(edges, float)
     edges[0] -= pad
     edges[-1] += pad
@@ -60,7 +61,8 @@ def padded(edges: np.ndarray, pad: float) -> np.ndarray:
 
 
 def target_space(f: Callable[..., np.ndarray], output: Activation) -> Callable[..., np.ndarray]:
-    """φ, what the weighted output must approximate: σ⁻¹∘f for a sigmoid output, f for a linear one (ch4)."""
+    """φ, what the weighted output must approximate: σ⁻¹∘f for a sigmoid output, f for a linear one
+    (ch4)."""
     if output.name not in ("sigmoid", "linear"):
         raise ValueError(f"output must be sigmoid or linear, got {output.name!r}")
 
@@ -69,14 +71,16 @@ def target_space(f: Callable[..., np.ndarray], output: Activation) -> Callable[.
         if output.name == "linear":
             return y
         if not np.all((y > 0) & (y < 1)):
-            raise ValueError("σ⁻¹∘f needs 0 < f < 1 wherever it is evaluated; rescale f or use output=LINEAR")
+            raise ValueError("σ⁻¹∘f needs 0 < f < 1 wherever it is evaluated; rescale f or use "
+                             "output=LINEAR")
         return np.log(y) - np.log1p(-y)
 
     return phi
 
 
-def bin_heights(phi: Callable[[np.ndarray], np.ndarray], edges: np.ndarray, interval: Interval = (0.0, 1.0),
-                rule: str = "midpoint", samples=None) -> np.ndarray:
+def bin_heights(phi: Callable[[np.ndarray], np.ndarray], edges: np.ndarray,
+                interval: Interval = (0.0, 1.0), rule: str = "midpoint",
+                samples=None) -> np.ndarray:
     """One height per bin: φ at the bin's midpoint (clipped to ``interval``), or, with
     ``rule="median"``, the median of φ over the ``samples`` inside the bin, which minimises
     the mean |φ − height| over them (the book's score). Bins without samples use the midpoint."""
@@ -88,19 +92,24 @@ def bin_heights(phi: Callable[[np.ndarray], np.ndarray], edges: np.ndarray, inte
                          f"samples={'given' if samples is not None else None}")
     samples = np.asarray(samples, float)
     values = phi(samples)
-    return np.array([np.median(values[(samples >= a) & (samples < b)]) if np.any((samples >= a) & (samples < b))
-                     else m for a, b, m in zip(edges[:-1], edges[1:], phi(mid))])
+    return np.array([np.median(values[(samples >= a) & (samples < b)])
+                     if np.any((samples >= a) & (samples < b)) else m for a, b,
+                     m in zip(edges[:-1], edges[1:], phi(mid))])
 
 
 def _check_copies(copies: int) -> None:
     if isinstance(copies, bool) or not (isinstance(copies, int) and copies >= 1):
-        raise ValueError(f"copies (the M of the overlap repair) must be a positive integer, got {copies!r}")
+        raise ValueError("copies (the M of the overlap repair) must be a positive integer, got "
+                         f"{copies!r}")
 
 
-def approximate_1d(f: Callable, n: int, *, w: float = 1000.0, hidden: Activation = activations.SIGMOID,
-                   output: Activation = activations.SIGMOID, interval: Interval = (0.0, 1.0), pad: float = 0.0,
-                   rule: str = "midpoint", samples=None, copies: int = 1) -> Construction:
-    """g ≈ f on ``interval`` from n bumps, heights φ = σ⁻¹∘f on the bins (ch4, "universality with one input").
+def approximate_1d(f: Callable, n: int, *, w: float = 1000.0,
+                   hidden: Activation = activations.SIGMOID,
+                   output: Activation = activations.SIGMOID, interval: Interval = (0.0, 1.0),
+                   pad: float = 0.0, rule: str = "midpoint", samples=None,
+                   copies: int = 1) -> Construction:
+    """g ≈ f on ``interval`` from n bumps, heights φ = σ⁻¹∘f on the bins (ch4, "universality with
+    one input").
 
     copies = M > 1: the sum of M constructions of φ/M, copy k on bins shifted by k/M of a
     bin, so each x lies in the failure window of at most one copy (ch4, the fix for
@@ -165,6 +174,8 @@ def abs_errors(c: Construction, f: Callable, x) -> dict[str, float]:
 
 
 def book_score(c: Construction, f: Callable, x=None) -> float:
-    """The book's score: mean |φ(x) − weighted output(x)| over x = 0, 0.01, …, 0.99 (ch4; goal ≤ 0.40)."""
+    """The book's score: mean |φ(x) − weighted output(x)| over x = 0, 0.01, …, 0.99 (ch4; goal ≤
+    0.40)."""
     x = np.arange(100) / 100 if x is None else np.asarray(x, float)
-    return float(np.mean(np.abs(target_space(f, c.net.output)(x) - np.asarray(weighted_output(c, x[:, None])))))
+    return float(np.mean(np.abs(target_space(f, c.net.output)(x) - np.asarray(weighted_output(c,
+        x[:, None])))))

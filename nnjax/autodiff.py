@@ -1,4 +1,5 @@
-"""The gradient of the cost by automatic differentiation (``jax.grad``; ch2's result derived by JAX).
+"""The gradient of the cost by automatic differentiation (``jax.grad``; ch2's result derived by
+JAX).
 
 ``grad(params, x, y)`` returns (1/m) Σ_x ∇C_x over a mini-batch as a pytree shaped like
 ``params``, with the signature of `nnjax.backprop.make_grad`: the reference the

@@ -24,7 +24,8 @@ Array = jax.Array
 
 
 def backprop(params: Params, x: Array, y: Array, net: Network) -> Params:
-    """∇C_x for one example x of shape (n_in,) and target vector y (ch2, "the backpropagation algorithm")."""
+    """∇C_x for one example x of shape (n_in,) and target vector y (ch2, "the backpropagation
+    algorithm")."""
     z, caches = model(net).forward(params, x, None)  # caches: a^0, z^1, a^1, z^2, ..., a^{L−1}
     activations, zs = caches[0::2], caches[1::2] + [z]
     delta = net.cost.delta(z, net.output.fn(z), y, net.output)  # BP1
@@ -45,7 +46,8 @@ def backprop_matrix(params: Params, x: Array, y: Array, net: Network) -> Params:
     Row i of Δ^l is example i's δ^l: BP4 summed over examples is (Δ^l)ᵀ A^{l−1}, BP2 is
     (Δ^{l+1} w^{l+1}) ⊙ σ′(Z^l) (`nnjax.layers.Dense` and `nnjax.layers.Activation`).
     """
-    return layers.backprop(model(net), params, x, lambda z: net.cost.delta(z, net.output.fn(z), y, net.output))
+    return layers.backprop(model(net), params, x, lambda z: net.cost.delta(z, net.output.fn(z), y,
+                                                                           net.output))
 
 
 def make_grad(net: Network, form: str = "matrix") -> GradFn:

@@ -1,4 +1,5 @@
-"""Training checkpoints (not in the book): the whole state of a run between epochs, written atomically.
+"""Training checkpoints (not in the book): the whole state of a run between epochs, written
+atomically.
 
 network2.py's ``save``/``load`` (ch3) keep a trained network; resuming bit for bit also
 needs the optimiser state, the key, the epoch count and the history. One verified file
@@ -54,7 +55,8 @@ def tree_digest(tree: Any) -> str:
 
 def _encode_leaf(leaf: Any) -> np.ndarray | dict:
     if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
-        return {"impl": str(jax.random.key_impl(leaf)), "data": np.asarray(jax.random.key_data(leaf))}
+        return {"impl": str(jax.random.key_impl(leaf)),
+                "data": np.asarray(jax.random.key_data(leaf))}
     return np.asarray(jax.device_get(leaf))
 
 
@@ -70,8 +72,10 @@ def _plain(value: Any) -> Any:
 def _diff(saved: Any, now: Any, where: str = "") -> list[str]:
     """Where two configs differ, as "a.b: <saved> in the checkpoint, <now> now" lines."""
     if isinstance(saved, dict) and isinstance(now, dict):
-        return [d for k in sorted(set(saved) | set(now)) for d in _diff(saved.get(k), now.get(k), f"{where}{k}.")]
-    return [] if saved == now else [f"{where[:-1] or 'config'}: {saved!r} in the checkpoint, {now!r} now"]
+        return [d for k in sorted(set(saved) | set(now))
+                for d in _diff(saved.get(k), now.get(k), f"{where}{k}.")]
+    return [] if saved == now else [f"{where[:-1] or 'config'}: {saved!r} in the checkpoint, "
+                                    f"{now!r} now"]
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -84,7 +88,8 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
 
 
 def saved_epochs(directory: str | os.PathLike | None) -> int:
-    """The epoch count of the newest checkpoint file in ``directory`` (0 when it has none), read from its name."""
+    """The epoch count of the newest checkpoint file in ``directory`` (0 when it has none), read
+    from its name."""
     found = list_checkpoints(directory) if directory is not None else []
     return int(_NAME.fullmatch(found[-1].name).group(1)) if found else 0
 
@@ -102,8 +107,9 @@ def save(directory: str | os.PathLike, epoch: int, state: Any, *, history: dict 
     for stale in directory.glob(".epoch-*.ckpt.tmp"):
         stale.unlink(missing_ok=True)
     body = serialization.msgpack_serialize({
-        "format": FORMAT, "epoch": int(epoch), "history": _plain(history or {}), "config": _plain(config),
-        "leaves": [_encode_leaf(leaf) for leaf in jax.tree_util.tree_leaves(state)],
+        "format": FORMAT, "epoch": int(epoch), "history": _plain(history or {}),
+        "config": _plain(config), "leaves": [_encode_leaf(leaf)
+                                             for leaf in jax.tree_util.tree_leaves(state)],
     })
     path = directory / f"epoch-{epoch:06d}.ckpt"
     tmp = directory / f".{path.name}.tmp"
@@ -130,16 +136,17 @@ def _read(path: Path) -> dict:
     raw = path.read_bytes()
     header = len(MAGIC) + 32
     if len(raw) < header or raw[: len(MAGIC)] != MAGIC:
-        raise CheckpointError(f"{path}: not an nnjax checkpoint (expected it to start with {MAGIC!r}, "
-                              f"got {raw[:len(MAGIC)]!r} in a {len(raw)}-byte file)")
+        raise CheckpointError(f"{path}: not an nnjax checkpoint (expected it to start with "
+                              f"{MAGIC!r}, got {raw[:len(MAGIC)]!r} in a {len(raw)}-byte file)")
     expected, body = raw[len(MAGIC):header].hex(), raw[header:]
     actual = hashlib.sha256(body).hexdigest()
     if actual != expected:
-        raise CheckpointError(f"{path}: damaged: the SHA-256 of its {len(body)}-byte body is {actual}, "
-                              f"its header records {expected}")
+        raise CheckpointError(f"{path}: damaged: the SHA-256 of its {len(body)}-byte body is "
+                              f"{actual}, its header records {expected}")
     content = serialization.msgpack_restore(body)
     if content.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: checkpoint format {content.get('format')!r}, expected {FORMAT}")
+        raise CheckpointError(f"{path}: checkpoint format {content.get('format')!r}, expected "
+                              f"{FORMAT}")
     return content
 
 
@@ -149,22 +156,28 @@ def _decode(content: dict, like: Any, path: Path) -> Any:
     saved = content["leaves"]
     if len(saved) != len(leaves_like):
         raise CheckpointError(f"{path} holds {len(saved)} arrays but this run's state has "
-                              f"{len(leaves_like)}: it was written by a different network or optimiser")
+                              f"{len(leaves_like)}: it was written by a different network or "
+                              "optimiser")
     out = []
     for (where, want), got in zip(leaves_like, saved):
         want = _encode_leaf(want)
-        if isinstance(want, dict) != isinstance(got, dict) or (isinstance(want, dict) and want["impl"] != got["impl"]):
-            raise CheckpointError(f"{path}: {jax.tree_util.keystr(where)} is a PRNG key in one of the "
-                                  "checkpoint and this run but not the other (or of another implementation)")
+        if isinstance(want, dict) != isinstance(got, dict) or (isinstance(want, dict)
+                                                               and want["impl"] != got["impl"]):
+            raise CheckpointError(f"{path}: {jax.tree_util.keystr(where)} is a PRNG key in one of "
+                                  "the checkpoint and this run but not the other (or of another "
+                                  "implementation)")
         w, g = (want["data"], got["data"]) if isinstance(want, dict) else (want, got)
         if (w.shape, w.dtype) != (g.shape, g.dtype):
-            raise CheckpointError(f"{path}: {jax.tree_util.keystr(where)} is {g.dtype}{list(g.shape)} in the "
-                                  f"checkpoint but {w.dtype}{list(w.shape)} in this run")
-        out.append(jax.random.wrap_key_data(g, impl=got["impl"]) if isinstance(got, dict) else jax.numpy.asarray(g))
+            raise CheckpointError(f"{path}: {jax.tree_util.keystr(where)} is "
+                                  f"{g.dtype}{list(g.shape)} in the checkpoint but "
+                                  f"{w.dtype}{list(w.shape)} in this run")
+        out.append(jax.random.wrap_key_data(g, impl=got["impl"]) if isinstance(got, dict)
+                   else jax.numpy.asarray(g))
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def restore(directory: str | os.PathLike, like: Any, *, config: dict | None = None) -> Checkpoint | None:
+def restore(directory: str | os.PathLike, like: Any, *,
+            config: dict | None = None) -> Checkpoint | None:
     """The newest intact checkpoint in ``directory``, or None if there is none at all.
 
     like: a pytree with the structure, shapes and dtypes of the saved state (e.g. the
@@ -184,8 +197,9 @@ def restore(directory: str | os.PathLike, like: Any, *, config: dict | None = No
             warnings.warn(f"skipped damaged checkpoint(s), using {path}: " + "; ".join(problems),
                           CheckpointWarning, stacklevel=2)
         if config is not None and (diff := _diff(content["config"], _plain(config))):
-            raise CheckpointError(f"{path} was written by a run with different settings ({'; '.join(diff)}). "
-                                  "Resume with the same settings, or use a new checkpoint directory.")
+            raise CheckpointError(f"{path} was written by a run with different settings "
+                                  f"({'; '.join(diff)}). " "Resume with the same settings, or use "
+                                                           "a new checkpoint directory.")
         return Checkpoint(int(content["epoch"]), _decode(content, like, path), content["history"],
                           content["config"], path)
     if problems:
@@ -194,8 +208,8 @@ def restore(directory: str | os.PathLike, like: Any, *, config: dict | None = No
     return None
 
 
-def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None, key: Any, epochs: int,
-                 resume: bool) -> Checkpoint | None:
+def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None, key: Any,
+                 epochs: int, resume: bool) -> Checkpoint | None:
     """The checkpoint a training loop continues from, or None to start afresh.
 
     Without ``resume`` a directory that already holds checkpoints is refused (one run per
@@ -205,8 +219,10 @@ def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None
     """
     if not resume:
         if existing := list_checkpoints(directory):
-            raise CheckpointError(f"checkpoint_dir {directory} already holds checkpoints ({existing[-1].name}, ...): "
-                             "pass resume=True (--resume) to continue from them, or use an empty directory")
+            raise CheckpointError(f"checkpoint_dir {directory} already holds checkpoints "
+                                  f"({existing[-1].name}, ...): "
+                             "pass resume=True (--resume) to continue from them, or use an empty "
+                             "directory")
         return None
     found = restore(directory, like, config=config)
     if found is None:
@@ -215,7 +231,8 @@ def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None
         raise CheckpointError(f"{found.path} was written by a run with another key; resume with "
                               "the same key (seed) or use a new checkpoint_dir")
     if found.epoch > epochs:
-        raise CheckpointError(f"epochs={epochs} but {found.path} already holds {found.epoch} epochs; "
+        raise CheckpointError(f"epochs={epochs} but {found.path} already holds {found.epoch} "
+                              "epochs; "
                          "ask for at least as many epochs as were run")
     return found
 
@@ -231,26 +248,30 @@ class Checkpoints(Piece):
     program's and data's (config: all of them); notes: ``save()``/``load(json)`` of the JSON
     kept instead of the history (docs/design.md, "Checkpoint layout")."""
 
-    def __init__(self, directory, every: int = 1, resume: bool = False, pin=None, config: dict | None = None,
-                 notes=None):
+    def __init__(self, directory, every: int = 1, resume: bool = False, pin=None,
+                 config: dict | None = None, notes=None):
         validate.integer("checkpoint_every", every, 1)
-        self.directory, self.every, self.resume, self.pin, self.config, self.notes = (directory, every, resume, pin,
-                                                                                       config, notes)
+        self.directory, self.every, self.resume, self.pin, self.config, self.notes = (directory,
+            every, resume, pin,
+                                                                                       config,
+                                                                                      notes)
 
     def start(self, run: Run) -> None:
         if self.config is None:
             x, y = run.data
-            shapes = [list(x.shape), str(x.dtype)] + ([] if run.program.members else [list(y.shape), str(y.dtype)])
+            shapes = [list(x.shape), str(x.dtype)] + ([] if run.program.members
+                                                      else [list(y.shape), str(y.dtype)])
             self.config = {**run.program.settings, "training_data": shapes, "run": self.pin}
-        found = resume_point(self.directory, layout(run.state), config=self.config, key=run.state.key,
-                             epochs=run.epochs, resume=self.resume)
+        found = resume_point(self.directory, layout(run.state), config=self.config,
+                             key=run.state.key, epochs=run.epochs, resume=self.resume)
         if found is None:
             return
         s = found.state
         run.state = run.state.replace(params=s["params"], opt_state=s["opt_state"], key=s["key"],
                                       epoch=jax.numpy.asarray(found.epoch, jax.numpy.int32),
                                       extra={k: s[k] for k in run.state.extra})
-        run.history = found.history if self.notes is None else self.notes.load(found.history) or run.history
+        run.history = found.history if self.notes is None else self.notes.load(
+            found.history) or run.history
         run.checkpoint, run.stop = found.path, bool(run.state.extra.get("stopped", False))
 
     def after(self, run: Run) -> None:

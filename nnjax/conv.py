@@ -20,13 +20,15 @@ from jax import lax
 
 Array = jax.Array
 
-#: The implementation `conv2d(..., impl="auto")` uses on each backend (docs/design_notes.md: "Two convolutions").
+# : The implementation `conv2d(..., impl="auto")` uses on each backend (docs/design_notes.md: "Two
+# convolutions").
 AUTO = {"cpu": "im2col", "gpu": "lax", "cuda": "lax", "rocm": "lax", "tpu": "lax"}
 IMPLS = ("im2col", "lax")
 
 
 def patches(x: Array, k: int) -> Array:
-    """The k×k receptive fields of x (m, H, W, C) as rows: (m, H−k+1, W−k+1, k²C), ordered (p, q, c)."""
+    """The k×k receptive fields of x (m, H, W, C) as rows: (m, H−k+1, W−k+1, k²C), ordered (p, q,
+    c)."""
     h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
     return jnp.concatenate([x[:, p:p + h, q:q + w, :] for p in range(k) for q in range(k)], axis=-1)
 
@@ -68,7 +70,8 @@ conv2d_im2col.defvjp(_im2col_forward, _im2col_backward)
 def conv2d_lax(x: Array, w: Array) -> Array:
     """The same convolution through `lax.conv_general_dilated` (NHWC input, HWIO kernel)."""
     dtype = jnp.result_type(x, w)  # promote as the im2col matmul does
-    return lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return lax.conv_general_dilated(x.astype(dtype), w.astype(dtype), (1, 1), "VALID",
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def check_conv_shapes(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> None:
@@ -125,7 +128,8 @@ def _max_pool_forward(x: Array, size: int):
 
 
 def _max_pool_backward(size: int, saved, delta: Array):
-    """∂C/∂x: each region's δ goes to its maximum, shared equally among tied maxima (as ``jax.grad`` of max)."""
+    """∂C/∂x: each region's δ goes to its maximum, shared equally among tied maxima (as ``jax.grad``
+    of max)."""
     x, pooled = saved
     m, h, w, c = x.shape
     is_max = x.reshape(m, h // size, size, w // size, size, c) == pooled[:, :, None, :, None, :]

@@ -14,7 +14,8 @@ from nnjax.network import targets
 
 
 def make_grad(arch, impl: str = "im2col", dropout_mode: str = "network3"):
-    """``grad(params, x, y, key=None)``: `nnjax.convnet.make_grad`'s gradient by hand (ch2, ch6), the mean of Σ_x ∇C_x.
+    """``grad(params, x, y, key=None)``: `nnjax.convnet.make_grad`'s gradient by hand (ch2, ch6),
+    the mean of Σ_x ∇C_x.
 
     BP1 for softmax with log-likelihood, δ^L = a^L − y (ch3, eq. 84), then each layer's
     backward rule (`nnjax.layers`).
@@ -23,7 +24,8 @@ def make_grad(arch, impl: str = "im2col", dropout_mode: str = "network3"):
 
     def grad(params, x, y, key=None):
         def bp1(z):
-            return costs.log_likelihood_delta(z, activations.softmax(z), targets(y, z.shape[-1]), activations.SOFTMAX)
+            return costs.log_likelihood_delta(z, activations.softmax(z), targets(y, z.shape[-1]),
+                                              activations.SOFTMAX)
 
         total = layers.backprop(net, params, x, bp1, key)
         return jax.tree_util.tree_map(lambda g: g / x.shape[0], total)

@@ -40,7 +40,8 @@ def network3_arch(convs=(), fc=(100,), activation="sigmoid", n_out=10, dropout=0
     return tuple(arch)
 
 
-def build(arch, *, init: str = "network3", dropout_mode: str = "network3", conv_impl: str = "auto") -> layers.Layer:
+def build(arch, *, init: str = "network3", dropout_mode: str = "network3",
+          conv_impl: str = "auto") -> layers.Layer:
     """The `Layer` for an architecture, one `nnjax.layers.SPECS` entry per spec.
 
     init: "network3" (FC N(0, 1/n_out), conv N(0, 1/(F·25/pool²))) or "default" (both
@@ -51,10 +52,13 @@ def build(arch, *, init: str = "network3", dropout_mode: str = "network3", conv_
     for i, spec in enumerate(arch):
         kind, *args = spec
         if kind not in layers.SPECS:
-            raise ValueError(f"unknown layer spec {spec!r} at position {i}; kinds are {', '.join(layers.SPECS)}")
+            raise ValueError(f"unknown layer spec {spec!r} at position {i}; kinds are "
+                             f"{', '.join(layers.SPECS)}")
         nxt = tuple(arch[i + 1]) if i + 1 < len(arch) else ()
-        pool = nxt[1] if nxt[:1] == ("pool",) else 1  # network3's conv initialisation counts the pooling
-        built.append(layers.SPECS[kind](*args, init=init, dropout_mode=dropout_mode, conv_impl=conv_impl, pool=pool))
+        # network3's conv initialisation counts the pooling
+        pool = nxt[1] if nxt[:1] == ("pool",) else 1
+        built.append(layers.SPECS[kind](*args, init=init, dropout_mode=dropout_mode,
+                                        conv_impl=conv_impl, pool=pool))
     return layers.serial(*built)
 
 
@@ -64,7 +68,8 @@ def log_likelihood(z: Array, y: Array) -> Array:
 
 
 def make_loss(apply):
-    """``loss(params, x, y, key=None)``: the mean log-likelihood of a mini-batch; a key turns dropout on."""
+    """``loss(params, x, y, key=None)``: the mean log-likelihood of a mini-batch; a key turns
+    dropout on."""
     return lambda params, x, y, key=None: log_likelihood(apply(params, x, key), y)
 
 

@@ -98,7 +98,8 @@ def log_likelihood_at(c: float) -> Cost:
 
 
 def get(name: str) -> Cost:
-    """Look up a cost by name ("quadratic", "cross_entropy", "log_likelihood", "log_likelihood(c=2.0)")."""
+    """Look up a cost by name ("quadratic", "cross_entropy", "log_likelihood",
+    "log_likelihood(c=2.0)")."""
     base, c = activations.parse_temperature(name)
     if base == "log_likelihood":
         return log_likelihood_at(c)

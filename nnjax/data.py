@@ -1,4 +1,5 @@
-"""Load MNIST, Fashion-MNIST and KMNIST (or any data set in the same IDX layout) with the book's split.
+"""Load MNIST, Fashion-MNIST and KMNIST (or any data set in the same IDX layout) with the book's
+split.
 
 Chapter 1 keeps the first 50,000 of the 60,000 official MNIST training images for
 training, holds out the last 10,000 for validation, and tests on the official 10,000
@@ -225,7 +226,8 @@ class Source(NamedTuple):
     """Where one IDX data set comes from and how its files are checked."""
     title: str  # its name in messages, e.g. "Fashion-MNIST"
     sha256: Mapping[str, str]  # file name -> SHA-256 of the decompressed file (empty: not pinned)
-    gz_md5: Mapping[str, str]  # file name -> MD5 of the official .gz, checked on download without a SHA-256
+    # file name -> MD5 of the official .gz, checked on download without a SHA-256
+    gz_md5: Mapping[str, str]
     mirrors: tuple[str, ...]  # download locations, tried in order; each serves <base><name>.gz
     env: str  # the environment variable naming a folder that holds the files
     system_dirs: tuple[str, ...]  # folders where a system package installs the files
@@ -245,7 +247,8 @@ def source(name: str) -> Source:
         "mnist": Source("MNIST", MNIST_SHA256, {}, MNIST_MIRRORS, "NNJAX_DATA_DIR", ()),
         "fashion-mnist": Source("Fashion-MNIST", FASHION_MNIST_SHA256, {}, FASHION_MNIST_MIRRORS,
                                 "NNJAX_FASHION_MNIST_DIR", FASHION_MNIST_SYSTEM_DIRS),
-        "kmnist": Source("KMNIST", KMNIST_SHA256, KMNIST_GZ_MD5, KMNIST_MIRRORS, "NNJAX_KMNIST_DIR", ()),
+        "kmnist": Source("KMNIST", KMNIST_SHA256, KMNIST_GZ_MD5, KMNIST_MIRRORS,
+                         "NNJAX_KMNIST_DIR", ()),
     }
     if name not in sources:
         raise ValueError(f"unknown data set {name!r}; choose one of {list(DATASETS)}")
@@ -268,7 +271,8 @@ def _urlopen(url: str):
     return urllib.request.urlopen(url, timeout=_TIMEOUT_S)
 
 
-def _fetch_verified(url: str, directory: Path, name: str, sha256: str | None, md5: str | None = None) -> None:
+def _fetch_verified(url: str, directory: Path, name: str, sha256: str | None,
+                    md5: str | None = None) -> None:
     """Stream ``url`` into a temp file in ``directory``; rename it into place once verified.
 
     Verified means: a valid IDX file whose decompressed bytes hash to ``sha256``, or, when
@@ -281,7 +285,8 @@ def _fetch_verified(url: str, directory: Path, name: str, sha256: str | None, md
         raw = Path(tmp).read_bytes()
         if sha256 is None and md5 is not None and hashlib.md5(raw).hexdigest() != md5:
             raise DataError(f"{url}: MD5 of the bytes received is {hashlib.md5(raw).hexdigest()}; "
-                            f"expected the published {md5}. The file is corrupt or a different version.")
+                            f"expected the published {md5}. The file is corrupt or a different "
+                            "version.")
         _decode_idx(raw, url, sha256, fix="")
         final = directory / (f"{name}.gz" if raw[:2] == _GZIP_MAGIC else name)
         os.replace(tmp, final)
@@ -303,12 +308,15 @@ def _remove_stale_parts(directory: Path) -> None:
             os.kill(int(pid), 0)
         except ProcessLookupError:
             part.unlink(missing_ok=True)
-        except (ValueError, PermissionError):  # not ours to judge: not a pid, or another user's process
+        # not ours to judge: not a pid, or another user's process
+        except (ValueError, PermissionError):
             pass
 
 
-def download_dataset(name: str, cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | None = None) -> Path:
-    """Download the files of data set ``name`` missing from ``cache_dir``, trying each mirror in turn.
+def download_dataset(name: str, cache_dir: str | os.PathLike, *,
+                     mirrors: tuple[str, ...] | None = None) -> Path:
+    """Download the files of data set ``name`` missing from ``cache_dir``, trying each mirror in
+    turn.
 
     Each file is verified (its pinned SHA-256, else the published MD5 of its .gz) before
     it is atomically renamed into place; nothing half-written is left on failure, and the
@@ -345,7 +353,8 @@ def download_mnist(cache_dir: str | os.PathLike, *, mirrors: tuple[str, ...] | N
 
 
 def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> MNIST:
-    """Load data set ``name`` (one of :data:`DATASETS`) with the book's 50,000 / 10,000 / 10,000 split.
+    """Load data set ``name`` (one of :data:`DATASETS`) with the book's 50,000 / 10,000 / 10,000
+    split.
 
     Looks in ``data_dir`` if given, else in the data set's environment variable's folder
     (:func:`source`; ``NNJAX_DATA_DIR`` for MNIST), where missing files are an error; else

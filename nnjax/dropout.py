@@ -63,6 +63,7 @@ def cost(params: Params, x: Array, y: Array, net: Network, key: Array, p: float,
 
 
 def make_grad(net: Network, p: float, inverted: bool = False):
-    """``grad(params, x, y, key)``: ∇ of the dropout `cost` by jax.grad (a new thinned net per key)."""
+    """``grad(params, x, y, key)``: ∇ of the dropout `cost` by jax.grad (a new thinned net per
+    key)."""
     check_p(p)
     return jax.grad(lambda params, x, y, key: cost(params, x, y, net, key, p, inverted))

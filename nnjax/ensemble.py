@@ -24,12 +24,14 @@ def init_members(init_fn, keys: Array, in_shape: tuple[int, ...]):
 
 
 def plurality_vote(predictions: Array, n_classes: int = 10) -> Array:
-    """The most common label in each column of ``predictions`` (members, n); ties → smallest label."""
+    """The most common label in each column of ``predictions`` (members, n); ties → smallest
+    label."""
     votes = jax.nn.one_hot(predictions, n_classes, dtype=jnp.int32).sum(axis=0)
     return jnp.argmax(votes, axis=-1)
 
 
 def mean_probability(probabilities: Array) -> Array:
-    """argmax of the mean of the members' outputs a^L, ``probabilities`` of shape (members, n, classes)."""
+    """argmax of the mean of the members' outputs a^L, ``probabilities`` of shape (members, n,
+    classes)."""
     return jnp.argmax(jnp.mean(probabilities, axis=0), axis=-1)
 

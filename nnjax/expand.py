@@ -19,7 +19,8 @@ Array = jax.Array
 def shift(images: Array, dy: int, dx: int) -> Array:
     """Move every image down by dy and right by dx pixels (negative: up, left), filling with 0."""
     h, w = images.shape[1:3]
-    pad = [(0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0))] + [(0, 0)] * (images.ndim - 3)
+    pad = [(0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0))] + [(0,
+                                                                             0)] * (images.ndim - 3)
     padded = jnp.pad(images, pad)
     return padded[:, max(-dy, 0):max(-dy, 0) + h, max(-dx, 0):max(-dx, 0) + w]
 
@@ -36,7 +37,8 @@ def shifts(x: Array, y: Array, key: Array | None = None) -> tuple[Array, Array]:
     deterministically.
     """
     if x.ndim not in (3, 4) or x.shape[0] != y.shape[0]:
-        raise ValueError(f"shifts needs images (n, H, W[, C]) and n labels, got x {x.shape} and y {y.shape}")
+        raise ValueError(f"shifts needs images (n, H, W[, C]) and n labels, got x {x.shape} and y "
+                         f"{y.shape}")
     versions = jnp.stack([x] + [shift(x, dy, dx) for dy, dx in SHIFTS], axis=1)  # (n, 5, H, W, ...)
     x5 = versions.reshape(-1, *x.shape[1:])
     y5 = jnp.repeat(y, 1 + len(SHIFTS))
@@ -62,7 +64,8 @@ def _per_channel(fn, images: Array, *args) -> Array:
 def rotate(images: Array, degrees: Array) -> Array:
     """Rotate image i by degrees[i] (counter-clockwise) about its centre, bilinear, zero fill."""
     h, w = images.shape[1:3]
-    r, c = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    r, c = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                        indexing="ij")
     cy, cx = (h - 1) / 2, (w - 1) / 2
 
     def one(image, deg):
@@ -75,7 +78,8 @@ def rotate(images: Array, degrees: Array) -> Array:
 
 
 def _gaussian_blur(field: Array, sigma: float) -> Array:
-    """Separable Gaussian smoothing of a 2-D field (kernel radius 3σ, at most half the field), zero padded."""
+    """Separable Gaussian smoothing of a 2-D field (kernel radius 3σ, at most half the field), zero
+    padded."""
     radius = max(1, min(int(3 * sigma), (min(field.shape) - 1) // 2))
     t = jnp.arange(-radius, radius + 1, dtype=jnp.float32)
     g = jnp.exp(-0.5 * (t / sigma) ** 2)
@@ -86,9 +90,11 @@ def _gaussian_blur(field: Array, sigma: float) -> Array:
 
 def elastic(images: Array, key: Array, alpha: float = 34.0, sigma: float = 4.0) -> Array:
     """Elastic distortion (Simard, Steinkraus and Platt 2003): displace each pixel by a random
-    field, uniform in [−1, 1], smoothed by a Gaussian of width σ and scaled by α; one field per image."""
+    field, uniform in [−1, 1], smoothed by a Gaussian of width σ and scaled by α; one field per
+    image."""
     n, h, w = images.shape[:3]
-    r, c = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij")
+    r, c = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                        indexing="ij")
     fields = jax.random.uniform(key, (n, 2, h, w), jnp.float32, -1.0, 1.0)
     fields = alpha * jax.vmap(jax.vmap(lambda f: _gaussian_blur(f, sigma)))(fields)
 

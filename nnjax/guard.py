@@ -1,4 +1,5 @@
-"""The NaN/Inf guard of `nnjax.train.fit` (not in the book): stop a run whose numbers stopped being numbers.
+"""The NaN/Inf guard of `nnjax.train.fit` (not in the book): stop a run whose numbers stopped being
+numbers.
 
 One `all_finite` check per epoch; on failure `locate` replays the epoch step by step.
 See docs/design.md ("NaN guard").
@@ -26,13 +27,16 @@ class NonFiniteError(FloatingPointError):
     checkpoint file (all written before the failure), or None.
     """
 
-    def __init__(self, message: str, *, epoch: int, step: int | None, history: dict, checkpoint=None):
+    def __init__(self, message: str, *, epoch: int, step: int | None, history: dict,
+                 checkpoint=None):
         super().__init__(message)
         self.epoch, self.step, self.history, self.checkpoint = epoch, step, history, checkpoint
 
 
-def stopped(epoch: int, steps: int, index: int | None, what: str, history: dict, checkpoint) -> NonFiniteError:
-    """The error for epoch ``epoch`` (``steps`` mini-batches each) whose mini-batch ``index`` failed."""
+def stopped(epoch: int, steps: int, index: int | None, what: str, history: dict,
+            checkpoint) -> NonFiniteError:
+    """The error for epoch ``epoch`` (``steps`` mini-batches each) whose mini-batch ``index``
+    failed."""
     step = None if index is None else epoch * steps + index
     where = f"epoch {epoch}" if step is None else f"step {step} (epoch {epoch}, mini-batch {index} of {steps})"
     last = (f"the newest checkpoint, {checkpoint}, was written before it" if checkpoint
@@ -58,10 +62,12 @@ def _counts(tree: Any) -> Array:
 
 
 def describe(tree: Any, name: str, counts: np.ndarray | None = None) -> str:
-    """e.g. "params[0]['w'] (23520 NaN), params[1]['b'] (2 Inf)": the non-finite leaves of ``tree``."""
+    """e.g. "params[0]['w'] (23520 NaN), params[1]['b'] (2 Inf)": the non-finite leaves of
+    ``tree``."""
     counts = np.asarray(_counts(tree)) if counts is None else counts
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-    return ", ".join(f"{name}{p} (" + ", ".join(f"{n} {kind}" for n, kind in zip(c, ("NaN", "Inf")) if n) + ")"
+    return ", ".join(f"{name}{p} (" + ", ".join(f"{n} {kind}" for n,
+                                                kind in zip(c, ("NaN", "Inf")) if n) + ")"
                      for p, c in zip(paths, counts) if c.any())
 
 
@@ -86,11 +92,13 @@ def locate(build_epoch: Callable, grad_fn: Callable, state, *data) -> tuple[int 
     for i, (p_bad, g_bad) in enumerate(seen):
         if p_bad.any():  # the update of step i − 1 overflowed although its gradient was finite
             return max(i - 1, 0), (f"the update made the parameters non-finite "
-                                   f"({describe(params, 'params', p_bad)}) although the gradient was finite")
+                                   f"({describe(params, 'params', p_bad)}) although the gradient "
+                                   "was finite")
         if g_bad.any():
             return i, (f"the gradient was non-finite ({describe(params, 'grad', g_bad)}) "
                        "while the parameters were finite")
-    for tree, name, what in ((end.params, "params", "parameters"), (end.opt_state, "opt_state", "optimiser state")):
+    for tree, name, what in ((end.params, "params", "parameters"), (end.opt_state, "opt_state",
+                                                                    "optimiser state")):
         if not all_finite(tree):  # the epoch's last update
             return len(seen) - 1, f"the update made the {what} non-finite ({describe(tree, name)})"
     return None, "replaying the epoch gave finite values throughout (the failure did not reproduce)"
@@ -102,13 +110,15 @@ class Guard(Piece):
 
     def measure(self, run: Run) -> None:
         e, program, record = run.record["epoch"], run.program, run.record
-        steps = run.data[0].shape[0] // program.settings["batch_size"] if hasattr(program, "settings") else 0
+        steps = run.data[0].shape[0] // program.settings["batch_size"] if hasattr(program,
+                                                                                  "settings") else 0
         if not all_finite((run.state.params, run.state.opt_state)):
             i, what = (locate(program.rebuild, program.grad_fn, run.before, *run.data)
                        if hasattr(program, "rebuild") and not program.members
                        else (None, "the parameters or optimiser state became non-finite"))
             raise stopped(e, steps, i, what, run.history, run.checkpoint)
-        bad = [f"{k} = {record[k]}" for k in ("evaluation_cost", "training_cost") if not math.isfinite(record.get(k, 0))]
+        bad = [f"{k} = {record[k]}" for k in ("evaluation_cost", "training_cost")
+               if not math.isfinite(record.get(k, 0))]
         if bad:
-            raise stopped(e, steps, None, f"{' and '.join(bad)} although the parameters are finite", run.history,
-                          run.checkpoint)
+            raise stopped(e, steps, None, f"{' and '.join(bad)} although the parameters are finite",
+                          run.history, run.checkpoint)

@@ -63,7 +63,8 @@ def glorot(key: Array, n_in: int, n_out: int, dtype=jnp.float32) -> Layer:
 
 def he(key: Array, n_in: int, n_out: int, dtype=jnp.float32) -> Layer:
     """W_jk ~ N(0, 2/n_in), b = 0 (He et al. 2015, for ReLU layers; not in the book)."""
-    return {"w": (2.0 / n_in) ** 0.5 * jax.random.normal(key, (n_out, n_in), dtype), "b": jnp.zeros((n_out,), dtype)}
+    return {"w": (2.0 / n_in) ** 0.5 * jax.random.normal(key, (n_out, n_in), dtype),
+            "b": jnp.zeros((n_out,), dtype)}
 
 
 BY_NAME: dict[str, LayerInit] = {

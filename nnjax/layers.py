@@ -10,7 +10,8 @@ A `Layer` holds three pure functions (shapes of ONE example, batches x of shape 
 pass from BP1's δ^L. `SPECS` maps the kinds of `nnjax.convnet` architecture tuples to
 layers, so a new layer is one constructor here and one entry in `SPECS` (docs/model.md).
 Images are NHWC; parameter-free layers have ``params == ()``; dense params are
-``{"w": (n_out, n_in), "b": (n_out,)}`` (the book's layout), conv ``{"w": (k, k, C, F), "b": (F,)}``.
+``{"w": (n_out, n_in), "b": (n_out,)}`` (the book's layout), conv ``{"w": (k, k, C, F), "b":
+(F,)}``.
 """
 
 import math
@@ -46,12 +47,14 @@ def _same_shape(key, in_shape):
 
 def _flat(name: str, in_shape: Shape) -> int:
     if len(in_shape) != 1:
-        raise ValueError(f"{name} expects flat inputs of shape (n_in,), got {in_shape}; put Flatten() before it")
+        raise ValueError(f"{name} expects flat inputs of shape (n_in,), got {in_shape}; put "
+                         "Flatten() before it")
     return in_shape[0]
 
 
 def dense(params, x: Array) -> Array:
-    """z = w a + b for x of shape (n_in,), or x wᵀ + b for a batch, one example a per row (ch1, eq. 22)."""
+    """z = w a + b for x of shape (n_in,), or x wᵀ + b for a batch, one example a per row (ch1, eq.
+    22)."""
     return x @ params["w"].T + params["b"][(None,) * (x.ndim - 1)]
 
 
@@ -75,7 +78,8 @@ def Dense(n_out: int, init_name: str = "network3") -> Layer:
 
 
 def Softmax(n_out: int, init_name: str = "zeros") -> Layer:
-    """network3's softmax output layer: returns z^L = w a + b; a^L = softmax(z^L) is the cost's (ch3, eq. 78)."""
+    """network3's softmax output layer: returns z^L = w a + b; a^L = softmax(z^L) is the cost's
+    (ch3, eq. 78)."""
     return Dense(n_out, init_name)
 
 
@@ -84,8 +88,10 @@ def convolve(params, x: Array, impl: str = "auto") -> Array:
     return conv.conv2d(x, params["w"], impl) + params["b"][None, None, None, :]
 
 
-def conv_backward(a: Array, w: Array, delta: Array, impl: str = "im2col") -> tuple[Array, Array, Array]:
-    """(∂C/∂w, ∂C/∂b, ∂C/∂a) of a valid conv layer, input a (m, H, W, C), δ (m, H′, W′, F) (ch6, problem).
+def conv_backward(a: Array, w: Array, delta: Array, impl: str = "im2col") -> tuple[Array, Array,
+                                                                                   Array]:
+    """(∂C/∂w, ∂C/∂b, ∂C/∂a) of a valid conv layer, input a (m, H, W, C), δ (m, H′, W′, F) (ch6,
+    problem).
 
     BP4c ∂C/∂w[p,q,c,f] = Σ a[i+p, j+q, c] δ[i,j,f] (patches(a)ᵀ δ); BP3c ∂C/∂b_f = Σ δ[i,j,f];
     BP2c ∂C/∂a = δ zero-padded by k−1, convolved with w rotated 180° and its channel axes swapped.
@@ -94,11 +100,13 @@ def conv_backward(a: Array, w: Array, delta: Array, impl: str = "im2col") -> tup
     nabla_w = (conv.patches(a, k).reshape(-1, k * k * c).T @ delta.reshape(-1, f)).reshape(w.shape)
     nabla_b = jnp.sum(delta, axis=(0, 1, 2))
     padded = jnp.pad(delta, ((0, 0), (k - 1, k - 1), (k - 1, k - 1), (0, 0)))
-    return nabla_w, nabla_b, conv.conv2d(padded, jnp.flip(w, axis=(0, 1)).transpose(0, 1, 3, 2), impl)
+    return nabla_w, nabla_b, conv.conv2d(padded, jnp.flip(w, axis=(0, 1)).transpose(0, 1, 3, 2),
+                                         impl)
 
 
 def conv_weight_std(init_name: str, k: int, c_in: int, filters: int, pool: int) -> float:
-    """Initial weight std: "network3" 1/√(F·k²/pool²) (network3.py), "default" 1/√(k²·C) (ch3, fan-in)."""
+    """Initial weight std: "network3" 1/√(F·k²/pool²) (network3.py), "default" 1/√(k²·C) (ch3,
+    fan-in)."""
     if init_name == "network3":
         return (filters * k * k / pool**2) ** -0.5
     if init_name == "default":
@@ -106,8 +114,10 @@ def conv_weight_std(init_name: str, k: int, c_in: int, filters: int, pool: int) 
     raise ValueError(f"unknown conv initialiser {init_name!r}; choose 'network3' or 'default'")
 
 
-def Conv(filters: int, k: int = 5, init_name: str = "network3", pool: int = 2, impl: str = "auto") -> Layer:
-    """``filters`` feature maps of k×k shared weights, one bias each (ch6, eq. 125; valid, stride 1).
+def Conv(filters: int, k: int = 5, init_name: str = "network3", pool: int = 2,
+         impl: str = "auto") -> Layer:
+    """``filters`` feature maps of k×k shared weights, one bias each (ch6, eq. 125; valid, stride
+    1).
 
     pool: the max-pooling that follows (network3's initialisation only); impl: "auto",
     "im2col" or "lax" (`nnjax.conv`). Biases start N(0, 1) as in network3.py.
@@ -134,7 +144,8 @@ def Conv(filters: int, k: int = 5, init_name: str = "network3", pool: int = 2, i
 
 
 def max_pool_backward(z: Array, delta: Array, size: int = 2) -> Array:
-    """BP2p ∂C/∂z[unit] = δ[region] for the region's maximum, the first in row-major order on ties (ch6)."""
+    """BP2p ∂C/∂z[unit] = δ[region] for the region's maximum, the first in row-major order on ties
+    (ch6)."""
     m, h, w, c = z.shape
     regions = z.reshape(m, h // size, size, w // size, size, c)
     is_max = regions == conv.max_pool(z, size)[:, :, None, :, None, :]
@@ -156,7 +167,8 @@ def MaxPool(size: int = 2) -> Layer:
 
     def init_fn(key, in_shape):
         if len(in_shape) != 3 or in_shape[0] % size or in_shape[1] % size:
-            raise ValueError(f"MaxPool({size}) needs an (H, W, C) map with H and W divisible by {size}, got {in_shape}")
+            raise ValueError(f"MaxPool({size}) needs an (H, W, C) map with H and W divisible by "
+                             f"{size}, got {in_shape}")
         h, w, c = in_shape
         return (h // size, w // size, c), ()
 
@@ -227,13 +239,15 @@ def serial(*layers: Layer, packed: bool = False) -> Layer:
     connected net's tuple of dense dicts), and each layer draws the key of the
     parametrised layer it precedes (so dropout before layer l gets key l).
     """
-    owner = [min(sum(l.has_params for l in layers[:i]), sum(l.has_params for l in layers) - 1) if packed else i
-             for i in range(len(layers))]
+    owner = [min(sum(l.has_params for l in layers[:i]), sum(l.has_params for l in layers) - 1)
+             if packed else i for i in range(len(layers))]
 
     def spread(params):
         if len(params) != max(owner, default=-1) + 1:
-            raise ValueError(f"params holds {len(params)} layers, the network has {max(owner, default=-1) + 1}")
-        return [params[owner[i]] if l.has_params or not packed else () for i, l in enumerate(layers)]
+            raise ValueError(f"params holds {len(params)} layers, the network has "
+                             f"{max(owner, default=-1) + 1}")
+        return [params[owner[i]] if l.has_params or not packed else () for i,
+                l in enumerate(layers)]
 
     def init_fn(key, in_shape):
         params = []
@@ -243,7 +257,8 @@ def serial(*layers: Layer, packed: bool = False) -> Layer:
         return in_shape, tuple(p for p, l in zip(params, layers) if l.has_params or not packed)
 
     def forward(params, x, key):
-        keys = [None] * (max(owner) + 1) if key is None else list(jax.random.split(key, max(owner) + 1))
+        keys = [None] * (max(owner) + 1) if key is None else list(jax.random.split(key,
+                                                                                   max(owner) + 1))
         caches = []
         for layer, p, i in zip(layers, spread(params), owner):
             x, cache = layer.forward(p, x, keys[i])
@@ -255,13 +270,15 @@ def serial(*layers: Layer, packed: bool = False) -> Layer:
         for layer, p, cache in reversed(list(zip(layers, spread(params), caches))):
             g, delta = layer.backward(p, cache, delta)
             grads.append(g)
-        return tuple(g for g, l in zip(reversed(grads), layers) if l.has_params or not packed), delta
+        return tuple(g for g, l in zip(reversed(grads), layers) if l.has_params
+                     or not packed), delta
 
     return Layer(init_fn, forward, backward, any(l.has_params for l in layers))
 
 
 def backprop(net: Layer, params, x: Array, bp1: Callable[[Array], Array], key=None):
-    """Σ_x ∇C_x over a mini-batch by hand: the forward pass, BP1's δ^L = bp1(z^L), then BP2–BP4 layer by layer (ch2)."""
+    """Σ_x ∇C_x over a mini-batch by hand: the forward pass, BP1's δ^L = bp1(z^L), then BP2–BP4
+    layer by layer (ch2)."""
     z, caches = net.forward(params, x, key)
     return net.backward(params, caches, bp1(z))[0]
 

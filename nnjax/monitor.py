@@ -11,7 +11,8 @@ from nnjax.train import Piece, Run
 
 
 def counters() -> dict:
-    """The ``State.extra`` that chapters 1 and 3 checkpoint: the η schedule's last change and whether the run ended."""
+    """The ``State.extra`` that chapters 1 and 3 checkpoint: the η schedule's last change and
+    whether the run ended."""
     return {"changed_at": jnp.asarray(0, jnp.int32), "stopped": jnp.asarray(False)}
 
 
@@ -34,37 +35,47 @@ def halt(run: Run) -> None:
 
 
 class Evaluate(Piece):
-    """Record ``evaluation_accuracy``/``_cost`` on ``data`` and, with ``monitor_training``, ``training_*``
-    (ch3, network2.py's ``monitor_*``) by ``evaluate(params, x, y) -> (correct, mean cost)``.
+    """Record ``evaluation_accuracy``/``_cost`` on ``data`` and, with ``monitor_training``,
+    ``training_*`` (ch3, network2.py's ``monitor_*``) by ``evaluate(params, x, y) -> (correct, mean
+    cost)``.
 
     penalty: ``(params, λ, size) -> term`` added to each cost as network2.py reports it
     (`nnjax.optim.l2_penalty`), λ = ``lmbda`` or each member's from the optimiser state.
     """
 
-    def __init__(self, evaluate: Callable, data=None, monitor_training: bool = False, penalty: Callable | None = None,
-                 lmbda: float | None = None, members: bool = False):
-        self.data = data if data is None or jnp.ndim(data[0]) != 2 else validate.data_pair("evaluation_data", data)
+    def __init__(self, evaluate: Callable, data=None, monitor_training: bool = False,
+                 penalty: Callable | None = None, lmbda: float | None = None,
+                 members: bool = False):
+        self.data = data if data is None or jnp.ndim(data[0]) != 2 else validate.data_pair(
+            "evaluation_data", data)
         self.monitor_training, self.lmbda, self.members = monitor_training, lmbda, members
         self.score = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None))) if members else evaluate
-        self.penalty = jax.jit(jax.vmap(penalty, (0, 0, None)), static_argnums=2) if members and penalty else penalty
+        self.penalty = jax.jit(jax.vmap(penalty, (0, 0, None)),
+                               static_argnums=2) if members and penalty else penalty
 
     def start(self, run: Run) -> None:
         if self.data is not None and jnp.shape(self.data[0])[1:] != jnp.shape(run.data[0])[1:]:
-            raise ValueError(f"evaluation_data: x has shape {jnp.shape(self.data[0])}, training_data's x "
-                             f"{jnp.shape(run.data[0])}: their examples must have the same shape")
+            raise ValueError(f"evaluation_data: x has shape {jnp.shape(self.data[0])}, "
+                             "training_data's x " f"{jnp.shape(run.data[0])}: their examples must "
+                                                  "have the same shape")
 
     def measure(self, run: Run) -> None:
         params = run.state.params
-        for name, data in (("evaluation", self.data), ("training", run.data if self.monitor_training else None)):
+        for name, data in (("evaluation", self.data), ("training",
+                                                       run.data if self.monitor_training
+                                                       else None)):
             if data is None:
                 continue
             correct, cost = self.score(params, *data)
-            lmbda = run.state.opt_state.hyperparams["lmbda"] if self.penalty and self.lmbda is None else self.lmbda
+            lmbda = run.state.opt_state.hyperparams[
+                                                    "lmbda"] if self.penalty and self.lmbda is None else self.lmbda
             if self.members:
                 cost = cost + self.penalty(params, lmbda, len(data[1])) if self.penalty else cost
-                run.record[f"{name}_accuracy"], run.record[f"{name}_cost"] = correct.tolist(), cost.tolist()
+                run.record[f"{name}_accuracy"], run.record[
+                                                           f"{name}_cost"] = correct.tolist(), cost.tolist()
             else:
-                cost = float(cost) + (float(self.penalty(params, lmbda, len(data[1]))) if self.penalty else 0.0)
+                cost = float(cost) + (float(self.penalty(params, lmbda, len(data[1])))
+                                      if self.penalty else 0.0)
                 run.record[f"{name}_accuracy"], run.record[f"{name}_cost"] = int(correct), cost
 
 
@@ -76,7 +87,8 @@ def _patience(name: str, value) -> int:
 
 def _needs_evaluation(run: Run) -> None:
     if not any(isinstance(p, Evaluate) and p.data is not None for p in run.pieces):
-        raise ValueError("early stopping and the η schedule watch evaluation accuracy: pass evaluation_data")
+        raise ValueError("early stopping and the η schedule watch evaluation accuracy: pass "
+                         "evaluation_data")
 
 
 class EarlyStopping(Piece):
@@ -94,8 +106,9 @@ class EarlyStopping(Piece):
 
 
 class EtaSchedule(Piece):
-    """Halve η after ``after`` epochs without a new best evaluation accuracy (counted afresh after each
-    change); end when η would fall to η₀·``min_fraction`` (ch3, "variable learning rate"). Records ``learning_rate``."""
+    """Halve η after ``after`` epochs without a new best evaluation accuracy (counted afresh after
+    each change); end when η would fall to η₀·``min_fraction`` (ch3, "variable learning rate").
+    Records ``learning_rate``."""
 
     def __init__(self, after: int, min_fraction: float = 1 / 128):
         if not 0 < min_fraction < 1:
@@ -114,12 +127,15 @@ class EtaSchedule(Piece):
     def after(self, run: Run) -> None:
         extra = run.state.extra
         since = int(extra.get("changed_at", 0))
-        if run.stop or epochs_without_improvement(run.history["evaluation_accuracy"], since) < self.patience:
+        if run.stop or epochs_without_improvement(run.history["evaluation_accuracy"],
+                                                  since) < self.patience:
             return
         eta, opt_state = run.record["learning_rate"] / 2, run.state.opt_state
         if eta > self.eta0 * self.min_fraction:
             opt_state = set_hyperparams(opt_state, learning_rate=eta)
         run.state = run.state.replace(opt_state=opt_state,
-                                      extra={**extra, "changed_at": jnp.asarray(run.record["epoch"] + 1, jnp.int32)})
+                                      extra={**extra,
+                                             "changed_at": jnp.asarray(run.record["epoch"] + 1,
+                                                                       jnp.int32)})
         if eta <= self.eta0 * self.min_fraction:
             halt(run)

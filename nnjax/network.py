@@ -44,18 +44,20 @@ class Network:
 
     def __post_init__(self):
         sizes = tuple(self.sizes) if isinstance(self.sizes, (tuple, list)) else ()
-        if len(sizes) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes):
+        if len(sizes) < 2 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1
+                                 for n in sizes):
             raise ValueError(
                 f"Network sizes must be at least two positive integers (input, ..., output), "
                 f"got {self.sizes!r}"
             )
         object.__setattr__(self, "sizes", sizes)
-        for field, kind, module in (("activation", Activation, "activations"), ("output", Activation, "activations"),
+        for field, kind, module in (("activation", Activation, "activations"), ("output",
+            Activation, "activations"),
                                     ("cost", Cost, "costs")):
             value = getattr(self, field)
             if not isinstance(value, kind):
-                raise TypeError(f"Network {field} must be a {kind.__name__} such as {module}.get(name), "
-                                f"got {type(value).__name__} {value!r}")
+                raise TypeError(f"Network {field} must be a {kind.__name__} such as "
+                                f"{module}.get(name), got {type(value).__name__} {value!r}")
         if self.activation.name.startswith("softmax"):
             raise ValueError("softmax can only be the output layer, not the hidden activation: "
                              "use output=activations.SOFTMAX")
@@ -65,7 +67,8 @@ class Network:
                 f"but this network's output is {self.output.name}: pass output="
                 f"activations.get({self.cost.output!r}) or choose another cost"
             )
-        if self.output.name.startswith("softmax") and not self.cost.name.startswith("log_likelihood"):
+        if self.output.name.startswith("softmax") and not self.cost.name.startswith(
+            "log_likelihood"):
             raise ValueError(
                 "a softmax output layer pairs with the log_likelihood cost (ch3); "
                 f"got cost {self.cost.name!r}"
@@ -82,7 +85,8 @@ def targets(y: Array, n_out: int) -> Array:
 
 @functools.cache
 def model(net: Network, p: float = 0.0, dropout_mode: str = "network3") -> layers.Layer:
-    """The network as a layer list: Dense, σ, ..., Dense, whose output is z^L (ch1, eq. 22, layer by layer).
+    """The network as a layer list: Dense, σ, ..., Dense, whose output is z^L (ch1, eq. 22, layer by
+    layer).
 
     The output activation a^L = σ_L(z^L) is taken with the cost. p > 0 puts a
     `nnjax.layers.Dropout` on the inputs of every layer after the first (ch3, "dropout").
@@ -95,14 +99,16 @@ def model(net: Network, p: float = 0.0, dropout_mode: str = "network3") -> layer
     return layers.serial(*parts, packed=True)
 
 
-def weighted_output(params: Params, x: Array, net: Network, key: Array | None = None, p: float = 0.0,
-                    dropout_mode: str = "network3") -> Array:
-    """z^L for x of shape (n_in,) or a batch (m, n_in); with a key, through a thinned network (ch3)."""
+def weighted_output(params: Params, x: Array, net: Network, key: Array | None = None,
+                    p: float = 0.0, dropout_mode: str = "network3") -> Array:
+    """z^L for x of shape (n_in,) or a batch (m, n_in); with a key, through a thinned network
+    (ch3)."""
     return model(net, p, dropout_mode).apply(params, x, key)
 
 
 def output_layer(params: Params, x: Array, net: Network) -> tuple[Array, Array]:
-    """z^L and a^L = σ_L(z^L) for one example x of shape (n_in,) (ch1, eq. 22 applied layer by layer)."""
+    """z^L and a^L = σ_L(z^L) for one example x of shape (n_in,) (ch1, eq. 22 applied layer by
+    layer)."""
     z = weighted_output(params, x, net)
     return z, net.output.fn(z)
 
@@ -141,7 +147,8 @@ def evaluate(params: Params, x: Array, y: Array, net: Network) -> tuple[Array, A
     _check_batch(params, x, y, net)
     z = weighted_output(params, x, net)
     a = net.output.fn(z)
-    return jnp.sum(jnp.argmax(a, axis=-1) == y), jnp.mean(jax.vmap(net.cost.fn)(z, a, targets(y, net.sizes[-1])))
+    return jnp.sum(jnp.argmax(a, axis=-1) == y), jnp.mean(jax.vmap(net.cost.fn)(z, a,
+        targets(y, net.sizes[-1])))
 
 
 def num_params(params: Any) -> int:
@@ -154,11 +161,13 @@ def check_params(params: Params, net: Network) -> None:
     if not isinstance(params, (tuple, list)) or len(params) != len(net.sizes) - 1:
         raise ValueError(
             f"params must hold {len(net.sizes) - 1} layers for sizes {net.sizes}, "
-            f"got {type(params).__name__} of length {len(params) if hasattr(params, '__len__') else '?'}"
+            f"got {type(params).__name__} of length "
+            f"{len(params) if hasattr(params, '__len__') else '?'}"
         )
     for l, (layer, n_in, n_out) in enumerate(zip(params, net.sizes[:-1], net.sizes[1:]), start=1):
         if not (isinstance(layer, dict) and set(layer) == {"w", "b"}):
-            raise ValueError(f"params layer {l} must be a dict with keys 'w' and 'b', got {layer!r:.80}")
+            raise ValueError(f"params layer {l} must be a dict with keys 'w' and 'b', got "
+                             f"{layer!r:.80}")
         w, b = jnp.shape(layer["w"]), jnp.shape(layer["b"])
         if w != (n_out, n_in) or b != (n_out,):
             raise ValueError(
@@ -167,7 +176,8 @@ def check_params(params: Params, net: Network) -> None:
             )
         dtypes = {jnp.result_type(layer["w"]), jnp.result_type(layer["b"])}
         if not all(jnp.issubdtype(d, jnp.floating) for d in dtypes):
-            raise ValueError(f"params layer {l}: w and b must be floating point, got {sorted(map(str, dtypes))}")
+            raise ValueError(f"params layer {l}: w and b must be floating point, got "
+                             f"{sorted(map(str, dtypes))}")
 
 
 def _check_batch(params: Params, x: Array, y: Array | None, net: Network) -> None:
@@ -176,16 +186,16 @@ def _check_batch(params: Params, x: Array, y: Array | None, net: Network) -> Non
     n_in, n_out = net.sizes[0], net.sizes[-1]
     x_shape, x_dtype = jnp.shape(x), jnp.result_type(x)
     if len(x_shape) != 2 or x_shape[1] != n_in or not jnp.issubdtype(x_dtype, jnp.floating):
-        raise ValueError(f"x must be a floating-point batch of shape (m, {n_in}) for sizes {net.sizes}, "
-                         f"got shape {x_shape} and dtype {x_dtype}")
+        raise ValueError(f"x must be a floating-point batch of shape (m, {n_in}) for sizes "
+                         f"{net.sizes}, got shape {x_shape} and dtype {x_dtype}")
     if y is None:
         return
     y_shape, y_dtype = jnp.shape(y), jnp.result_type(y)
     labels = len(y_shape) == 1 and jnp.issubdtype(y_dtype, jnp.integer)
     vectors = len(y_shape) == 2 and y_shape[1] == n_out and jnp.issubdtype(y_dtype, jnp.floating)
     if not (labels or vectors) or y_shape[0] != x_shape[0]:
-        raise ValueError(f"y must be ({x_shape[0]},) integer labels or ({x_shape[0]}, {n_out}) float targets "
-                         f"to match x, got shape {y_shape} and dtype {y_dtype}")
+        raise ValueError(f"y must be ({x_shape[0]},) integer labels or ({x_shape[0]}, {n_out}) "
+                         f"float targets to match x, got shape {y_shape} and dtype {y_dtype}")
 
 
 def check_data(data: tuple[Any, Any], net: Network, name: str = "data") -> tuple[Array, Array]:
@@ -204,5 +214,6 @@ def check_data(data: tuple[Any, Any], net: Network, name: str = "data") -> tuple
         raise ValueError(f"{name}: labels y must lie in [0, {n_out}) for {n_out} output neurons, "
                          f"got maximum {top}")
     if y.ndim == 2 and y.shape[1] != n_out:
-        raise ValueError(f"{name}: targets y have {y.shape[1]} columns, expected {n_out} (the output layer)")
+        raise ValueError(f"{name}: targets y have {y.shape[1]} columns, expected {n_out} (the "
+                         "output layer)")
     return x, y

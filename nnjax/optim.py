@@ -54,14 +54,17 @@ def add_l1_subgradient(coefficient) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         if params is None:
-            raise ValueError("add_l1_subgradient needs the current params: call update(grads, state, params)")
-        return jax.tree_util.tree_map(lambda g, w: g + coefficient * jnp.sign(w), updates, params), state
+            raise ValueError("add_l1_subgradient needs the current params: call update(grads, "
+                             "state, params)")
+        return jax.tree_util.tree_map(lambda g, w: g + coefficient * jnp.sign(w), updates,
+                                      params), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def decay_per_lambda(n: int, scaling: str = "network2", batch_size: int | None = None) -> float:
-    """c/λ in the per-step decay w → (1 − ηc)w: 1/n (network2.py, ch3 eq. 93) or m/n (network3.py, ch6)."""
+    """c/λ in the per-step decay w → (1 − ηc)w: 1/n (network2.py, ch3 eq. 93) or m/n (network3.py,
+    ch6)."""
     return (batch_size if scaling == "network3" else 1) / n
 
 
@@ -94,7 +97,8 @@ def sgd(eta, *, lmbda=0.0, n: int | None = None, momentum=0.0, l1: bool = False,
     if n is not None and not (isinstance(n, int) and n >= 1):
         raise ValueError(f"n must be a positive integer (the training-set size), got {n!r}")
     if scaling == "network3" and not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"scaling='network3' needs batch_size, the mini-batch size m, got {batch_size!r}")
+        raise ValueError("scaling='network3' needs batch_size, the mini-batch size m, got "
+                         f"{batch_size!r}")
     per_lambda = None if n is None else decay_per_lambda(n, scaling, batch_size)
     use_momentum = isinstance(momentum, (jax.Array, np.ndarray)) or momentum != 0
 

@@ -24,7 +24,8 @@ from nnjax.train import GradFn, State
 DATA, MEMBERS = "data", "members"
 
 
-def mesh(shape: tuple[int, ...] | None = None, axis_names: tuple[str, ...] = (DATA,), devices=None) -> Mesh:
+def mesh(shape: tuple[int, ...] | None = None, axis_names: tuple[str, ...] = (DATA,),
+         devices=None) -> Mesh:
     """A mesh of ``devices`` (default: all, across every process) with named axes.
 
     shape: devices along each axis; default all of them along a single axis. The product
@@ -37,19 +38,21 @@ def mesh(shape: tuple[int, ...] | None = None, axis_names: tuple[str, ...] = (DA
             raise ValueError(f"a mesh with axes {axis_names} needs shape=(devices along each axis)")
         shape = (len(devices),)
     if len(shape) != len(axis_names) or math.prod(shape) != len(devices):
-        raise ValueError(f"mesh shape {shape} with axes {axis_names} does not fit {len(devices)} devices: give one "
-                         f"size per axis, with product {len(devices)} (or pass devices=... to use fewer)")
-    return jax.make_mesh(shape, axis_names, axis_types=(AxisType.Auto,) * len(shape), devices=devices)
+        raise ValueError(f"mesh shape {shape} with axes {axis_names} does not fit {len(devices)} "
+                         f"devices: give one size per axis, with product {len(devices)} (or pass "
+                         "devices=... to use fewer)")
+    return jax.make_mesh(shape, axis_names, axis_types=(AxisType.Auto,) * len(shape),
+                         devices=devices)
 
 
 def _check_split(what: str, n: int, m: Mesh, axis: str) -> None:
     if axis not in m.axis_names:
-        raise ValueError(f"the mesh has axes {m.axis_names}, not {axis!r}: build it with parallel.mesh(..., "
-                         f"axis_names=(..., {axis!r}))")
+        raise ValueError(f"the mesh has axes {m.axis_names}, not {axis!r}: build it with "
+                         f"parallel.mesh(..., axis_names=(..., {axis!r}))")
     if n % m.shape[axis]:
-        raise ValueError(f"{what} {n} does not split evenly over the {m.shape[axis]} devices of mesh axis "
-                         f"{axis!r}: use a multiple of {m.shape[axis]}, or a mesh with a number of devices "
-                         f"that divides {n}")
+        raise ValueError(f"{what} {n} does not split evenly over the {m.shape[axis]} devices of "
+                         f"mesh axis {axis!r}: use a multiple of {m.shape[axis]}, or a mesh with a "
+                         f"number of devices that divides {n}")
 
 
 def data_parallel(grad_fn: GradFn, m: Mesh, axis: str = DATA) -> GradFn:
@@ -70,7 +73,8 @@ def data_parallel(grad_fn: GradFn, m: Mesh, axis: str = DATA) -> GradFn:
 
 
 def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: Mesh, axis: str = DATA):
-    """``step(params, opt_state, x, y, key=None)``: `nnjax.train.make_step` over the mesh (automatic form).
+    """``step(params, opt_state, x, y, key=None)``: `nnjax.train.make_step` over the mesh (automatic
+    form).
 
     Parameters and optimiser state come back replicated on every device.
     """
@@ -96,8 +100,9 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
     """
     _check_split("batch_size", batch_size, m, axis)
     replicated = NamedSharding(m, P())
-    jitted = jax.jit(train.make_epoch(data_parallel(grad_fn, m, axis), optimizer, batch_size, shuffle, stochastic,
-                                      jit=False), in_shardings=replicated, out_shardings=replicated)
+    jitted = jax.jit(train.make_epoch(data_parallel(grad_fn, m, axis), optimizer, batch_size,
+                                      shuffle, stochastic, jit=False), in_shardings=replicated,
+                     out_shardings=replicated)
 
     def epoch(state, x, y):
         return jitted(*jax.device_put((state, x, y), replicated))
@@ -106,8 +111,10 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
     return epoch
 
 
-def shard_map_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: Mesh, axis: str = DATA):
-    """``step(params, opt_state, x, y)`` written per device with `jax.shard_map` (the explicit form).
+def shard_map_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: Mesh,
+                   axis: str = DATA):
+    """``step(params, opt_state, x, y)`` written per device with `jax.shard_map` (the explicit
+    form).
 
     Each device computes its shard's mean gradient (N/m) Σ_{x ∈ shard} ∇C_x, `lax.pmean`
     averages them over ``axis`` and every device applies the same update. For a
@@ -116,17 +123,21 @@ def shard_map_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: 
     """
 
     def local_step(params, opt_state, x, y):
-        grads = grad_fn(lax.pcast(params, axis, to="varying"), x, y)  # this shard's mean, not yet summed
-        grads = lax.pmean(grads, axis)  # the global mini-batch's mean: equal shards, so mean of means
+        # this shard's mean, not yet summed
+        grads = grad_fn(lax.pcast(params, axis, to="varying"), x, y)
+        # the global mini-batch's mean: equal shards, so mean of means
+        grads = lax.pmean(grads, axis)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    jitted = jax.jit(jax.shard_map(local_step, mesh=m, in_specs=(P(), P(), P(axis), P(axis)), out_specs=P()))
+    jitted = jax.jit(jax.shard_map(local_step, mesh=m, in_specs=(P(), P(), P(axis), P(axis)),
+                                   out_specs=P()))
     replicated, split = NamedSharding(m, P()), NamedSharding(m, P(axis))
 
     def step(params, opt_state, x, y):
         _check_split("the mini-batch size", x.shape[0], m, axis)
-        return jitted(*jax.device_put((params, opt_state, x, y), (replicated, replicated, split, split)))
+        return jitted(*jax.device_put((params, opt_state, x, y), (replicated, replicated, split,
+                                                                  split)))
 
     step.program = jitted
     return step
@@ -142,15 +153,18 @@ def shard_members(tree, m: Mesh | None = None, axis: str = MEMBERS):
     m = mesh(axis_names=(axis,)) if m is None else m
     sizes = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(tree)}
     if len(sizes) != 1:
-        raise ValueError(f"every leaf needs the same leading member axis, got sizes {sorted(sizes)}")
+        raise ValueError(
+                         f"every leaf needs the same leading member axis, got sizes {sorted(sizes)}")
     _check_split("the number of members", sizes.pop(), m, axis)
-    return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, NamedSharding(m, P(axis))), tree)
+    return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, NamedSharding(m, P(axis))),
+                                  tree)
 
 
-def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int, m: Mesh,
-                      shuffle: bool = True, stochastic: bool = False, axis: str = MEMBERS,
+def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int,
+                      m: Mesh, shuffle: bool = True, stochastic: bool = False, axis: str = MEMBERS,
                       data_axis: str | None = None):
-    """``epoch(state, x, y) -> state``: ``nnjax.train.make_epoch(..., members=True)`` with members split along ``axis``.
+    """``epoch(state, x, y) -> state``: ``nnjax.train.make_epoch(..., members=True)`` with members
+    split along ``axis``.
 
     The state's params, opt_state and key carry the member axis (see `shard_members`); the
     data is replicated. data_axis: also split each member's mini-batch along this second
@@ -161,13 +175,15 @@ def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, 
         grad_fn = data_parallel(grad_fn, m, data_axis)
     members, replicated = NamedSharding(m, P(axis)), NamedSharding(m, P())
     shardings = State(members, members, members, replicated, replicated)
-    jitted = jax.jit(train.make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic, members=True, jit=False),
+    jitted = jax.jit(train.make_epoch(grad_fn, optimizer, batch_size, shuffle, stochastic,
+                                      members=True, jit=False),
                      in_shardings=(shardings, replicated, replicated), out_shardings=shardings)
 
     def epoch(state, x, y):
         params, opt_state, key = shard_members((state.params, state.opt_state, state.key), m, axis)
         state = state.replace(params=params, opt_state=opt_state, key=key,
-                              **jax.device_put({"epoch": state.epoch, "extra": state.extra}, replicated))
+                              **jax.device_put({"epoch": state.epoch, "extra": state.extra},
+                                               replicated))
         return jitted(state, *jax.device_put((x, y), replicated))
 
     epoch.program = jitted

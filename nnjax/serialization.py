@@ -24,16 +24,19 @@ DESCRIPTION, PARAMS = "network.json", "params.msgpack"
 
 
 def describe(net: Network) -> dict[str, Any]:
-    """The JSON-ready description of a network; fails for activations or costs without a name lookup."""
-    for kind, obj, lookup in (("activation", net.activation, activations.get), ("output", net.output, activations.get),
+    """The JSON-ready description of a network; fails for activations or costs without a name
+    lookup."""
+    for kind, obj, lookup in (("activation", net.activation, activations.get), ("output",
+        net.output, activations.get),
                               ("cost", net.cost, costs.get)):
         try:
             known = lookup(obj.name) is obj
         except ValueError:
             known = False
         if not known:
-            raise ValueError(f"cannot save {kind} {obj.name!r}: only the built-in ones (found by name with "
-                             f"nnjax.{'costs' if kind == 'cost' else 'activations'}.get) can be restored")
+            raise ValueError(f"cannot save {kind} {obj.name!r}: only the built-in ones (found by "
+                             f"name with nnjax.{'costs' if kind == 'cost' else 'activations'}.get) "
+                             "can be restored")
     return {"sizes": list(net.sizes), "activation": net.activation.name, "output": net.output.name,
             "cost": net.cost.name}
 
@@ -44,7 +47,8 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def save(directory: str | os.PathLike, params: Params, net: Network, metadata: dict | None = None) -> Path:
+def save(directory: str | os.PathLike, params: Params, net: Network,
+         metadata: dict | None = None) -> Path:
     """Write ``params`` and ``net`` into ``directory`` (created if needed); return the directory."""
     check_params(params, net)
     dtypes = {str(jnp.asarray(leaf).dtype) for layer in params for leaf in layer.values()}
@@ -64,7 +68,8 @@ def load(directory: str | os.PathLike) -> tuple[Params, Network, dict]:
     d = Path(directory)
     missing = [name for name in (DESCRIPTION, PARAMS) if not (d / name).is_file()]
     if missing:
-        raise FileNotFoundError(f"{d} is not a saved network: missing {missing} (write one with nnjax.serialization.save)")
+        raise FileNotFoundError(f"{d} is not a saved network: missing {missing} (write one with "
+                                "nnjax.serialization.save)")
     description = json.loads((d / DESCRIPTION).read_text())
     if description.get("format") != FORMAT or description.get("version") != VERSION:
         raise ValueError(f"{d / DESCRIPTION}: expected format {FORMAT!r} version {VERSION}, "
@@ -72,7 +77,8 @@ def load(directory: str | os.PathLike) -> tuple[Params, Network, dict]:
     net = Network(tuple(description["sizes"]), activations.get(description["activation"]),
                   activations.get(description["output"]), costs.get(description["cost"]))
     # a zero template gives from_bytes the pytree structure and dtype (zeros ignores the key)
-    template = init.init_params(jax.random.key(0), net.sizes, init.zeros, dtype=jnp.dtype(description["dtype"]))
+    template = init.init_params(jax.random.key(0), net.sizes, init.zeros,
+                                dtype=jnp.dtype(description["dtype"]))
     try:
         params = serialization.from_bytes(template, (d / PARAMS).read_bytes())
     except ValueError as e:

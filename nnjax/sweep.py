@@ -6,7 +6,8 @@ epoch over them, so member i follows exactly configuration i trained alone:
 
     state = sweep.init(stack([params] * 3), optim.sgd(0.1, lmbda=5.0, n=50_000),
                        {"learning_rate": jnp.array([0.025, 0.25, 2.5])}, keys)
-    state, history = train.fit(train.make_epoch(grad, opt, 10, members=True), state, data, epochs=30,
+    state, history = train.fit(train.make_epoch(grad, opt, 10, members=True), state, data,
+    epochs=30,
                                pieces=[monitor.Evaluate(evaluate, validation, members=True)])
 """
 
@@ -38,17 +39,21 @@ def size(tree: Any) -> int:
     return jax.tree.leaves(tree)[0].shape[0]
 
 
-def init_states(optimizer: optax.GradientTransformation, params: Any, hyperparams: Mapping[str, Array]):
+def init_states(optimizer: optax.GradientTransformation, params: Any,
+                hyperparams: Mapping[str, Array]):
     """Stacked optimiser states: member i's state has ``hyperparams[name][i]`` for each name."""
-    return jax.vmap(lambda p, hp: optim.set_hyperparams(optimizer.init(p), **hp))(params, dict(hyperparams))
+    return jax.vmap(lambda p, hp: optim.set_hyperparams(optimizer.init(p), **hp))(params,
+                                                                                  dict(hyperparams))
 
 
-def init(params: Any, optimizer: optax.GradientTransformation, hyperparams: Mapping[str, Array], keys: Array) -> State:
+def init(params: Any, optimizer: optax.GradientTransformation, hyperparams: Mapping[str, Array],
+         keys: Array) -> State:
     """The state of a sweep: stacked params (`stack`), optimiser states with member i's
     ``hyperparams`` ("learning_rate", "lmbda", "momentum"), and keys, member i's ``keys[i]``."""
     k = size(params)
     bad = {name: jnp.shape(v) for name, v in hyperparams.items() if jnp.shape(v) != (k,)}
     if bad or jnp.shape(keys) != (k,):
-        raise ValueError(f"every hyperparameter array and keys must have shape ({k},) (one value per member); "
-                         f"got hyperparameters {bad or 'ok'} and keys {jnp.shape(keys)}")
+        raise ValueError(f"every hyperparameter array and keys must have shape ({k},) (one value "
+                         f"per member); got hyperparameters {bad or 'ok'} and keys "
+                         f"{jnp.shape(keys)}")
     return State(params, init_states(optimizer, params, hyperparams), keys)

@@ -1,7 +1,9 @@
-"""Mini-batch SGD as compiled programs (`make_step`, `make_epoch`) and the one loop over epochs, `fit` (ch1, ``SGD``).
+"""Mini-batch SGD as compiled programs (`make_step`, `make_epoch`) and the one loop over epochs,
+`fit` (ch1, ``SGD``).
 
 Evaluation, early stopping, the η schedule, the NaN guard and checkpoints are `Piece`s
-`fit` takes (`nnjax.monitor`, `nnjax.guard.Guard`, `nnjax.checkpoint.Checkpoints`); see docs/design.md.
+`fit` takes (`nnjax.monitor`, `nnjax.guard.Guard`, `nnjax.checkpoint.Checkpoints`); see
+docs/design.md.
 """
 
 import dataclasses
@@ -24,7 +26,8 @@ GradFn = Callable[..., Any]  # (params, x, y[, key]) -> the mean gradient, shape
 @struct.dataclass
 class State:
     """Parameters, optimiser state, PRNG key (a member axis on all three for an ensemble or a
-    sweep) and epochs done; extra: arrays kept and checkpointed with them (`nnjax.monitor.counters`)."""
+    sweep) and epochs done; extra: arrays kept and checkpointed with them
+    (`nnjax.monitor.counters`)."""
 
     params: Any
     opt_state: Any
@@ -34,7 +37,8 @@ class State:
 
 
 def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
-    """``step(params, opt_state, x, y, key=None)``: w → w − (η/m) Σ_x ∇C_x (ch1, eq. 20); a key goes to ``grad_fn``."""
+    """``step(params, opt_state, x, y, key=None)``: w → w − (η/m) Σ_x ∇C_x (ch1, eq. 20); a key goes
+    to ``grad_fn``."""
 
     def step(params, opt_state, x, y, key=None):
         grads = grad_fn(params, x, y) if key is None else grad_fn(params, x, y, key)
@@ -45,15 +49,18 @@ def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
 
 
 def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
-    """(n // batch_size, batch_size) indices: a permutation from ``key`` (network.py), else 0…n−1 (network3.py)."""
+    """(n // batch_size, batch_size) indices: a permutation from ``key`` (network.py), else 0…n−1
+    (network3.py)."""
     order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
     steps = n // batch_size
     return order[: steps * batch_size].reshape(steps, batch_size)
 
 
-def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int, shuffle: bool = True,
-               stochastic: bool = False, unroll: int = 1, members: bool = False, jit: bool = True):
-    """``epoch(state, x, y) -> state``: one pass over (x, y) as one `lax.scan` (ch1, ``SGD``); the rest is dropped.
+def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int,
+               shuffle: bool = True, stochastic: bool = False, unroll: int = 1,
+               members: bool = False, jit: bool = True):
+    """``epoch(state, x, y) -> state``: one pass over (x, y) as one `lax.scan` (ch1, ``SGD``); the
+    rest is dropped.
 
     Epoch e's key ``fold_in(state.key, e)`` draws the order (if ``shuffle``) and each step's
     ``grad_fn`` key (if ``stochastic``: dropout). members: vmapped over the state's member
@@ -81,19 +88,24 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
     program = jax.jit(epoch) if jit else epoch
     program.grad_fn, program.members = grad_fn, members
     program.settings = {"batch_size": batch_size, "shuffle": shuffle, "stochastic": stochastic}
-    program.rebuild = lambda g: make_epoch(g, optimizer, batch_size, shuffle, stochastic, unroll, members, jit)
+    program.rebuild = lambda g: make_epoch(g, optimizer, batch_size, shuffle, stochastic, unroll,
+                                           members, jit)
     program.check = lambda state, data: _check(program, state, data)
     return program
 
 
 def _check(program, state: State, data) -> tuple:
-    """The training data, checked; one epoch and one gradient traced abstractly, so mismatches fail clearly."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2 or jnp.ndim(data[0]) != 4:  # not NHWC images
+    """The training data, checked; one epoch and one gradient traced abstractly, so mismatches fail
+    clearly."""
+    # not NHWC images
+    if not isinstance(data, (tuple, list)) or len(data) != 2 or jnp.ndim(data[0]) != 4:
         data = validate.data_pair("training_data", data)
     x, y = data
     batch_size = program.settings["batch_size"]
     validate.integer("batch_size", batch_size, 1, x.shape[0])
-    params, key = jax.tree.map(lambda a: a[0], (state.params, state.key)) if program.members else (state.params, state.key)
+    params, key = jax.tree.map(lambda a: a[0], (state.params,
+                                                state.key)) if program.members else (state.params,
+                                                                                     state.key)
     validate.prng_key("key", key)
 
     def shapes(tree):
@@ -105,11 +117,12 @@ def _check(program, state: State, data) -> tuple:
     batch = [jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype) for a in (x, y)]
     try:
         jax.eval_shape(program, state, *shapes((x, y)))
-        grads = jax.eval_shape(program.grad_fn, params, *batch, *shapes((key,) if program.settings["stochastic"] else ()))
+        grads = jax.eval_shape(program.grad_fn, params, *batch,
+                               *shapes((key,) if program.settings["stochastic"] else ()))
     except Exception as err:
         raise err if isinstance(err, jax.errors.KeyReuseError) else ValueError(
-            f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit the gradient "
-            f"function: one epoch fails to trace with {type(err).__name__}: {err}") from err
+            f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
+            f"the gradient function: one epoch fails to trace with {type(err).__name__}: {err}") from err
     if signature(grads) != signature(params):
         raise ValueError("the gradient function must return a pytree shaped like params; it turns "
                          f"params {signature(params)} into gradients {signature(grads)}")
@@ -117,7 +130,8 @@ def _check(program, state: State, data) -> tuple:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped `fit`; history: the finished epochs', checkpoint: the newest written (or None)."""
+    """Ctrl-C stopped `fit`; history: the finished epochs', checkpoint: the newest written (or
+    None)."""
 
     def __init__(self, history: dict[str, list], checkpoint_path=None):
         done = min(map(len, history.values()), default=0)  # Ctrl-C may land between two appends
@@ -142,7 +156,8 @@ class Run:  # what `fit`'s pieces see and may change
 
 class Piece:
     """A part of `fit`'s loop, hooks run in the order of the pieces: ``start`` before the first
-    epoch, ``measure`` after each (adding to ``run.record``), ``after`` once the record is in the history."""
+    epoch, ``measure`` after each (adding to ``run.record``), ``after`` once the record is in the
+    history."""
 
     def start(self, run: Run) -> None: ...
     def measure(self, run: Run) -> None: ...
@@ -151,7 +166,8 @@ class Piece:
 
 def fit(program: Callable, state: State, data: tuple, *, epochs: int, pieces: Sequence[Piece] = (),
         on_epoch: Callable[[dict], None] | None = None) -> tuple[State, dict[str, list]]:
-    """Run ``program(state, *data) -> state`` until ``state.epoch`` reaches ``epochs`` or a piece stops it.
+    """Run ``program(state, *data) -> state`` until ``state.epoch`` reaches ``epochs`` or a piece
+    stops it.
 
     program: any compiled epoch (`make_epoch`, `nnjax.parallel`'s); data: its jit arguments.
     Returns the last state and the history: per epoch ``epoch``, ``seconds`` and what the pieces

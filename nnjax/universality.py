@@ -71,7 +71,8 @@ class Steps(NamedTuple):
 def layer_params(w, b) -> dict[str, Array]:
     """One layer's {"w", "b"} as float32 JAX arrays from NumPy ones (cast in NumPy: even
     jnp.asarray compiles per shape)."""
-    return {"w": jax.device_put(np.asarray(w, np.float32)), "b": jax.device_put(np.asarray(b, np.float32))}
+    return {"w": jax.device_put(np.asarray(w, np.float32)),
+            "b": jax.device_put(np.asarray(b, np.float32))}
 
 
 def steps(directions, positions, w: float, hidden: Activation) -> Steps:
@@ -86,15 +87,16 @@ def steps(directions, positions, w: float, hidden: Activation) -> Steps:
     positions = np.atleast_1d(np.asarray(positions, float))
     k = positions.shape[0]
     if directions.shape[0] != k:
-        raise ValueError(f"directions must have one row per step position: {directions.shape[0]} rows, {k} positions")
+        raise ValueError(f"directions must have one row per step position: {directions.shape[0]} "
+                         f"rows, {k} positions")
     if not w > 0:
         raise ValueError(f"the step steepness w must be positive, got {w!r}")
     if hidden.name == "relu":
-        return Steps(w * np.repeat(directions, 2, axis=0), -w * np.repeat(positions, 2) + np.tile([0.5, -0.5], k),
-                     np.kron(np.eye(k), [[1.0, -1.0]]), np.zeros(k))
+        return Steps(w * np.repeat(directions, 2, axis=0), -w * np.repeat(positions, 2)
+                     + np.tile([0.5, -0.5], k), np.kron(np.eye(k), [[1.0, -1.0]]), np.zeros(k))
     if hidden.name not in LIMITS:
-        raise ValueError(f"a step needs an activation with distinct limits s(−∞) ≠ s(∞); {hidden.name!r} is not "
-                         f"one of {sorted(LIMITS)} or 'relu'")
+        raise ValueError("a step needs an activation with distinct limits s(−∞) ≠ s(∞); "
+                         f"{hidden.name!r} is not one of {sorted(LIMITS)} or 'relu'")
     lo, hi = LIMITS[hidden.name]
     return Steps(w * directions, -w * positions, np.eye(k) / (hi - lo), np.full(k, -lo / (hi - lo)))
 
@@ -106,7 +108,8 @@ def read_out(st: Steps, v, bias) -> tuple[np.ndarray, np.ndarray]:
 
 
 def step(s: float, *, w: float = 1000.0, hidden: Activation = activations.SIGMOID) -> Construction:
-    """One unit step at s, g(x) ≈ H(x − s), read out by a linear output neuron (ch4, "step functions")."""
+    """One unit step at s, g(x) ≈ H(x − s), read out by a linear output neuron (ch4, "step
+    functions")."""
     st = steps([[1.0]], [s], w, hidden)
     return Construction(Network((1, st.b.shape[0], 1), hidden, activations.LINEAR),
                         (layer_params(st.w, st.b), layer_params(*read_out(st, [1.0], [0.0]))))
@@ -114,14 +117,15 @@ def step(s: float, *, w: float = 1000.0, hidden: Activation = activations.SIGMOI
 
 def bumps(lo, hi, heights, *, w: float = 1000.0, hidden: Activation = activations.SIGMOID,
           output: Activation = activations.SIGMOID) -> Construction:
-    """A [1, 2N, 1] network whose weighted output is Σ_j h_j (H(x − lo_j) − H(x − hi_j)) (ch4, "bumps").
+    """A [1, 2N, 1] network whose weighted output is Σ_j h_j (H(x − lo_j) − H(x − hi_j)) (ch4,
+    "bumps").
 
     Bump j is a step up at lo_j read out with weight +h_j and a step down at hi_j with −h_j.
     """
     lo, hi, heights = (np.atleast_1d(np.asarray(a, float)) for a in (lo, hi, heights))
     if not lo.shape == hi.shape == heights.shape or lo.ndim != 1:
-        raise ValueError(f"lo, hi and heights must be 1-D and of equal length, got shapes {lo.shape}, {hi.shape}, "
-                         f"{heights.shape}")
+        raise ValueError("lo, hi and heights must be 1-D and of equal length, got shapes "
+                         f"{lo.shape}, {hi.shape}, {heights.shape}")
     if not np.all(lo < hi):
         raise ValueError("every bump needs lo < hi (its step up before its step down)")
     st = steps(np.ones((2 * lo.shape[0], 1)), np.stack([lo, hi], 1).ravel(), w, hidden)
@@ -131,7 +135,8 @@ def bumps(lo, hi, heights, *, w: float = 1000.0, hidden: Activation = activation
 
 
 def towers(x_edges, y_edges, heights, *, w: float = 1000.0, tower_w: float = 100.0,
-           hidden: Activation = activations.SIGMOID, output: Activation = activations.SIGMOID) -> Construction:
+           hidden: Activation = activations.SIGMOID,
+           output: Activation = activations.SIGMOID) -> Construction:
     """A [2, ·, n_x·n_y, 1] network with one tower per grid cell (ch4, "many input variables").
 
     The first hidden layer holds steps in x at ``x_edges`` and in y at ``y_edges``; the
@@ -145,16 +150,19 @@ def towers(x_edges, y_edges, heights, *, w: float = 1000.0, tower_w: float = 100
     nx, ny = x_edges.shape[0] - 1, y_edges.shape[0] - 1
     heights = np.asarray(heights, float)
     if min(nx, ny) < 1 or heights.shape != (nx, ny):
-        raise ValueError(f"heights must have shape (len(x_edges) − 1, len(y_edges) − 1) = {(nx, ny)}, "
-                         f"got {heights.shape}")
+        raise ValueError("heights must have shape (len(x_edges) − 1, len(y_edges) − 1) = "
+                         f"{(nx, ny)}, got {heights.shape}")
     if not (np.all(np.diff(x_edges) > 0) and np.all(np.diff(y_edges) > 0)):
         raise ValueError("x_edges and y_edges must be strictly increasing")
-    directions = np.concatenate([np.tile([1.0, 0.0], (nx + 1, 1)), np.tile([0.0, 1.0], (ny + 1, 1))])
+    directions = np.concatenate([np.tile([1.0, 0.0], (nx + 1, 1)),
+                                 np.tile([0.0, 1.0], (ny + 1, 1))])
     st1 = steps(directions, np.concatenate([x_edges, y_edges]), w, hidden)
     bump_x = np.eye(nx, nx + 1) - np.eye(nx, nx + 1, k=1)  # x-bump i = x-step i − x-step i+1
     bump_y = np.eye(ny, ny + 1) - np.eye(ny, ny + 1, k=1)
-    v = np.concatenate([np.repeat(bump_x, ny, axis=0), np.tile(bump_y, (nx, 1))], axis=1)  # row i·n_y + j
-    # u = v · H(x) = v · (readout a + offset) is x-bump_i + y-bump_j; the tower is a step in u at 3/2.
+    # row i·n_y + j
+    v = np.concatenate([np.repeat(bump_x, ny, axis=0), np.tile(bump_y, (nx, 1))], axis=1)
+    # u = v · H(x) = v · (readout a + offset) is x-bump_i + y-bump_j; the tower is a step in u at
+    # 3/2.
     st2 = steps(v @ st1.readout, 1.5 - v @ st1.offset, tower_w, hidden)
     out = read_out(st2, heights.ravel(), [0.0])
     sizes = (2, st1.b.shape[0], st2.b.shape[0], 1)
@@ -170,7 +178,8 @@ def parallel(constructions: Sequence[Construction]) -> Construction:
     """
     first = constructions[0]
     if any(c.net.activation != first.net.activation or c.net.output != first.net.output
-           or len(c.params) != len(first.params) or c.net.sizes[0] != first.net.sizes[0] for c in constructions):
+           or len(c.params) != len(first.params) or c.net.sizes[0] != first.net.sizes[0]
+           for c in constructions):
         raise ValueError("parallel needs constructions with the same inputs, depth and activations")
     per_layer = [[{k: np.asarray(v, float) for k, v in layer.items()} for layer in ls]
                  for ls in zip(*(c.params for c in constructions))]
@@ -185,8 +194,10 @@ def parallel(constructions: Sequence[Construction]) -> Construction:
 
 
 def block_diag(*blocks: np.ndarray) -> np.ndarray:
-    """The matrices ``blocks`` on the diagonal of one matrix, zeros elsewhere: side-by-side networks' weights."""
-    out = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)), np.result_type(*blocks))
+    """The matrices ``blocks`` on the diagonal of one matrix, zeros elsewhere: side-by-side
+    networks' weights."""
+    out = np.zeros((sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)),
+                   np.result_type(*blocks))
     r = c = 0
     for b in blocks:
         out[r:r + b.shape[0], c:c + b.shape[1]] = b
@@ -203,7 +214,8 @@ def _weighted_output(params: Params, x: Array, net: Network) -> Array:
 
 
 def weighted_output(c: Construction, x) -> Array:
-    """z^L, the output neuron's weighted input, for each row of x (m, n_in): the book's "weighted output".
+    """z^L, the output neuron's weighted input, for each row of x (m, n_in): the book's "weighted
+    output".
 
     The feedforward pass of `nnjax.network` written for the whole batch at once (row i of
     a is example i's activations).

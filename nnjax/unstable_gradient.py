@@ -37,7 +37,8 @@ def layer_speeds(grad_fn: GradFn, params: Params, x: Array, y: Array) -> Array:
 
 def speeds_during_training(grad_fn: GradFn, optimizer: optax.GradientTransformation,
                            epochs: int) -> Callable[[Params, Array, Array], tuple[Params, Array]]:
-    """``run(params, x, y) -> (params, speeds)``: ``epochs`` steps of full-batch gradient descent (ch5).
+    """``run(params, x, y) -> (params, speeds)``: ``epochs`` steps of full-batch gradient descent
+    (ch5).
 
     Each epoch is one update on all of (x, y), compiled as one `lax.scan`. speeds has
     shape (epochs + 1, hidden layers): row e is `layer_speeds` before epoch e's update
@@ -71,7 +72,8 @@ def chain_forward(w: Array, b: Array, x: Array) -> tuple[Array, Array]:
         z = wb[0] * a + wb[1]
         return sigmoid(z), (z, sigmoid(z))
 
-    _, (zs, activations) = lax.scan(layer, jnp.asarray(x, jnp.result_type(w)), jnp.stack([w, b], axis=1))
+    _, (zs, activations) = lax.scan(layer, jnp.asarray(x, jnp.result_type(w)),
+                                    jnp.stack([w, b], axis=1))
     return zs, activations
 
 
@@ -91,7 +93,8 @@ def chain_bias_gradients(w: Array, b: Array, x: Array, dC_da: Array) -> Array:
 
 
 def zero_z_biases(w: Array, x: float) -> Array:
-    """Biases making every weighted input z_j = 0: b_1 = −w_1 x, b_j = −w_j σ(0) = −w_j/2 (ch5, exploding gradient)."""
+    """Biases making every weighted input z_j = 0: b_1 = −w_1 x, b_j = −w_j σ(0) = −w_j/2 (ch5,
+    exploding gradient)."""
     inputs = jnp.full(w.shape[0], 0.5, jnp.result_type(w)).at[0].set(x)  # a_{j−1}: x, then σ(0) = ½
     return -w * inputs
 

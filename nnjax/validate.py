@@ -102,11 +102,12 @@ def data_pair(name: str, data: Any) -> tuple[jax.Array, jax.Array]:
     int_labels = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
     targets = y.ndim == 2 and np.issubdtype(y.dtype, np.floating)
     if not (int_labels or targets) or y.shape[0] != x.shape[0]:
-        raise ValueError(f"{name}: y must be ({x.shape[0]},) integer labels or ({x.shape[0]}, n_out) "
-                         f"floating-point targets to match x's {x.shape[0]} rows, got shape "
+        raise ValueError(f"{name}: y must be ({x.shape[0]},) integer labels or ({x.shape[0]}, "
+                         f"n_out) floating-point targets to match x's {x.shape[0]} rows, got shape "
                          f"{y.shape} and dtype {y.dtype}")
     if not np.isfinite(x).all():
-        raise ValueError(f"{name}: x holds {x.size - np.isfinite(x).sum()} NaN/Inf values; inputs must be finite")
+        raise ValueError(f"{name}: x holds {x.size - np.isfinite(x).sum()} NaN/Inf values; inputs "
+                         "must be finite")
     if targets and not np.isfinite(y).all():
         raise ValueError(f"{name}: the targets y hold NaN/Inf values; they must be finite")
     if int_labels and y.min() < 0:

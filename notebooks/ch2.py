@@ -46,7 +46,8 @@ RESULTS = Path(common.__file__).resolve().parents[1] / "results"
 # %% [markdown]
 # ## The four equations
 #
-# With $z^l = w^l a^{l-1} + b^l$, $a^l = \sigma(z^l)$ and the error $\delta^l = \partial C/\partial z^l$:
+# With $z^l = w^l a^{l-1} + b^l$, $a^l = \sigma(z^l)$ and the error $\delta^l = \partial C/\partial
+# z^l$:
 #
 # - BP1: $\delta^L = \nabla_a C \odot \sigma'(z^L)$
 # - BP2: $\delta^l = ((w^{l+1})^T \delta^{l+1}) \odot \sigma'(z^l)$
@@ -83,13 +84,15 @@ with jax.enable_x64(True):
     matrix = ravel_pytree(jax.jit(backprop.make_grad(net, "matrix"))(p64, x64, y))[0]
     auto = ravel_pytree(jax.jit(autodiff.make_grad(net))(p64, x64, y))[0]
     scale = jnp.max(jnp.abs(matrix))
-    print(f"max |per-example − matrix| / max |∇C| = {jnp.max(jnp.abs(per_example - matrix)) / scale:.1e}")
+    print("max |per-example − matrix| / max |∇C| = "
+          f"{jnp.max(jnp.abs(per_example - matrix)) / scale:.1e}")
     print(f"max |jax.grad − matrix|    / max |∇C| = {jnp.max(jnp.abs(auto - matrix)) / scale:.1e}")
 
 # %%
 fig, ax = plt.subplots(figsize=(4.5, 4.5))
 ax.plot(matrix, auto, ".", ms=2)
-ax.set(xlabel="∂C/∂θ by BP1–BP4", ylabel="∂C/∂θ by jax.grad", title=f"all {matrix.size:,} partial derivatives")
+ax.set(xlabel="∂C/∂θ by BP1–BP4", ylabel="∂C/∂θ by jax.grad", title=f"all {matrix.size:,} partial "
+                                                                    "derivatives")
 ax.grid(alpha=0.3)
 
 # %% [markdown]
@@ -127,11 +130,12 @@ timings = []
 for h in hidden:
     net_h = Network((784, h, 10))
     p_h = init.init_params(jax.random.key(0), net_h.sizes, init.large)
-    fd_s = ch2.timed(jax.jit(partial(ch2.finite_difference_gradient, net=net_h, eps=1e-3)), p_h, x, y, repeats=2)[1]
+    fd_s = ch2.timed(jax.jit(partial(ch2.finite_difference_gradient, net=net_h, eps=1e-3)), p_h, x,
+                     y, repeats=2)[1]
     bp_s = ch2.timed(jax.jit(backprop.make_grad(net_h)), p_h, x, y, repeats=50)[1]
     timings.append((network.num_params(p_h), fd_s, bp_s))
-    print(f"[784, {h}, 10]: {timings[-1][0]:>6,} parameters, finite differences {fd_s * 1e3:8.2f} ms, "
-          f"backprop {bp_s * 1e6:6.1f} µs ({fd_s / bp_s:,.0f}×)")
+    print(f"[784, {h}, 10]: {timings[-1][0]:>6,} parameters, finite differences {fd_s * 1e3:8.2f} "
+          f"ms, backprop {bp_s * 1e6:6.1f} µs ({fd_s / bp_s:,.0f}×)")
 
 # %%
 sizes, fd_times, bp_times = zip(*timings)
@@ -149,5 +153,5 @@ ax.grid(alpha=0.3, which="both")
 # %%
 saved, _ = load_records(RESULTS / "ch2.json")
 speed = saved["2-speed"]
-print(f"finite differences {speed['finite_difference_s']:.2f} s, backprop {speed['backprop_s'] * 1e6:.0f} µs: "
-      f"{speed['best']:,.0f}× ({speed['note']})")
+print(f"finite differences {speed['finite_difference_s']:.2f} s, backprop "
+      f"{speed['backprop_s'] * 1e6:.0f} µs: " f"{speed['best']:,.0f}× ({speed['note']})")

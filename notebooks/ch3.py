@@ -64,8 +64,9 @@ for ax, cost in zip(axes, (costs.QUADRATIC, costs.CROSS_ENTROPY)):
     neuron = Network((1, 1), activations.SIGMOID, activations.SIGMOID, cost)
     opt = optim.sgd(0.15)
     _, history = train.fit(train.make_epoch(backprop.make_grad(neuron), opt, batch_size=1),
-                           train.State(start, opt.init(start), jax.random.key(0)), (x, y), epochs=300,
-                           pieces=[monitor.Evaluate(partial(network.evaluate, net=neuron), monitor_training=True)])
+                           train.State(start, opt.init(start), jax.random.key(0)), (x, y),
+                           epochs=300, pieces=[monitor.Evaluate(partial(network.evaluate,
+                               net=neuron), monitor_training=True)])
     ax.plot(history["training_cost"])
     ax.set(xlabel="epoch", ylabel="cost", title=f"{cost.name} cost, w = b = 2 at the start")
     ax.grid(alpha=0.3)

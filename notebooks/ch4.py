@@ -64,10 +64,12 @@ ax.grid(alpha=0.3)
 # like; here is the weighted output $\sum_j w_j a_j$ of three bumps.
 
 # %%
-three = universality.bumps([0.1, 0.4, 0.7], [0.3, 0.6, 0.9], [0.6, -0.3, 0.9], w=300, output=activations.LINEAR)
+three = universality.bumps([0.1, 0.4, 0.7], [0.3, 0.6, 0.9], [0.6, -0.3, 0.9], w=300,
+                           output=activations.LINEAR)
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(x, universality.weighted_output(three, x[:, None]))
-ax.set(xlabel="x", ylabel="weighted output", title=f"three bumps: {three.net.sizes} network, w = 300")
+ax.set(xlabel="x", ylabel="weighted output", title=f"three bumps: {three.net.sizes} network, w = "
+                                                   "300")
 ax.grid(alpha=0.3)
 
 # %% [markdown]
@@ -84,7 +86,8 @@ ax.plot(x, ch4.f(x), "k", lw=2, label="f")
 for n in (5, 20, 50):
     g = approximation.approximate_1d(ch4.f, n)
     err = approximation.abs_errors(g, ch4.f, x)
-    ax.plot(x, universality.apply(g, x[:, None]), lw=1, label=f"{n} bumps: max |g − f| = {err['max']:.3f}")
+    ax.plot(x, universality.apply(g, x[:, None]), lw=1, label=f"{n} bumps: max |g − f| = "
+                                                              f"{err['max']:.3f}")
 ax.set(xlabel="x", title="g = σ(Σ bumps), heights σ⁻¹∘f at the bin midpoints")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
@@ -100,7 +103,8 @@ built = ch4.series(cfg)
 fig, ax = plt.subplots(figsize=(6, 4))
 for name in ("sigmoid", "tanh"):
     s = ch4.sweep(built[name], cfg, x)
-    ax.plot(s["neurons"], s["max"], "o-", label=f"{name}: first ≤ {cfg.goal} at {s['fewest_neurons']} neurons")
+    ax.plot(s["neurons"], s["max"], "o-", label=f"{name}: first ≤ {cfg.goal} at "
+                                                f"{s['fewest_neurons']} neurons")
 ax.axhline(cfg.goal, color="grey", ls="--", lw=1)
 ax.set(xscale="log", yscale="log", xlabel="hidden neurons", ylabel="max |g − f|")
 ax.legend()
@@ -119,7 +123,8 @@ ax.grid(alpha=0.3, which="both")
 grid = ch4.grid_points(81)
 tower = universality.towers([0.3, 0.6], [0.4, 0.7], [[1.0]], output=activations.LINEAR)
 towers = approximation.tower_grid(ch4.f2, 10)
-surfaces = [("one tower", universality.apply(tower, grid)), ("f2(x, y)", ch4.f2(*np.asarray(grid).T)),
+surfaces = [("one tower", universality.apply(tower, grid)), ("f2(x, y)",
+                                                             ch4.f2(*np.asarray(grid).T)),
             (f"g: 10 × 10 towers, {towers.net.sizes}", universality.apply(towers, grid))]
 fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
 for ax, (title, z) in zip(axes, surfaces):

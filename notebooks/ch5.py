@@ -82,7 +82,8 @@ for depth, t in speeds["5e"]["speeds_at_init"].items():
 depths = [k for k in speeds if k.startswith("5f ")]
 fig, axes = plt.subplots(1, len(depths), figsize=(5 * len(depths), 3.8))
 for ax, id_ in zip(axes, depths):
-    ch5_plots.speed_curves(ax, speeds[id_]["per_seed"], f"{id_[3:]}: last/first {speeds[id_]['mean']:.0f}× at the end")
+    ch5_plots.speed_curves(ax, speeds[id_]["per_seed"], f"{id_[3:]}: last/first "
+                                                        f"{speeds[id_]['mean']:.0f}× at the end")
 fig.tight_layout()
 
 # %% [markdown]
@@ -90,7 +91,8 @@ fig.tight_layout()
 #
 # In a chain $x \to a_1 \to \dots \to a_5$ of sigmoid neurons,
 #
-# $$\frac{\partial C}{\partial b_1} = \sigma'(z_1)\; w_2\sigma'(z_2)\; w_3\sigma'(z_3)\; w_4\sigma'(z_4)\; w_5\sigma'(z_5)\; \frac{\partial C}{\partial a_5}.$$
+# $$\frac{\partial C}{\partial b_1} = \sigma'(z_1)\; w_2\sigma'(z_2)\; w_3\sigma'(z_3)\;
+# w_4\sigma'(z_4)\; w_5\sigma'(z_5)\; \frac{\partial C}{\partial a_5}.$$
 #
 # With weights from $N(0, 1)$ the factors $w_j\sigma'(z_j)$ are nearly always smaller
 # than 1 in size, and usually smaller than 1/4 ($\sigma'$ is at most 1/4), so the
@@ -107,13 +109,16 @@ inputs = jax.random.uniform(k_x, (n_chains,))
 chain_grads = jax.jit(jax.vmap(unstable_gradient.chain_bias_gradients, in_axes=(0, 0, 0, None)))
 random_grads = chain_grads(w, b, inputs, 1.0)
 big = jnp.full((1, length), 100.0)
-exploding = chain_grads(big, unstable_gradient.zero_z_biases(big[0], 0.5)[None], jnp.array([0.5]), 1.0)[0]
+exploding = chain_grads(big, unstable_gradient.zero_z_biases(big[0], 0.5)[None], jnp.array([0.5]),
+                        1.0)[0]
 
 fig, ax = plt.subplots(figsize=(6, 4))
 layers = np.arange(1, length + 1)
-ax.plot(layers, jnp.median(jnp.abs(random_grads), axis=0), "o-", label=f"w, b ~ N(0, 1): median of {n_chains} chains")
+ax.plot(layers, jnp.median(jnp.abs(random_grads), axis=0), "o-", label="w, b ~ N(0, 1): median of "
+                                                                       f"{n_chains} chains")
 ax.plot(layers, jnp.abs(exploding), "s-", label="every w = 100, every z = 0")
-ax.set(yscale="log", xlabel="layer j", ylabel="|∂C/∂b_j|", xticks=layers, title="bias gradients along a chain")
+ax.set(yscale="log", xlabel="layer j", ylabel="|∂C/∂b_j|", xticks=layers, title="bias gradients "
+                                                                                "along a chain")
 ax.legend()
 ax.grid(alpha=0.3, which="both")
 

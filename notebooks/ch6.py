@@ -52,7 +52,8 @@ RUNS = {c.id: c for c in ch6.RUNS}
 # $\lambda = 0.1$, mini-batches of 10.
 
 # %%
-cfg = RUNS["6f"] if FULL else dataclasses.replace(RUNS["6f"], epochs=2, train_size=2000, eval_size=1000)
+cfg = RUNS["6f"] if FULL else dataclasses.replace(RUNS["6f"], epochs=2, train_size=2000,
+                                                  eval_size=1000)
 for spec in cfg.arch():
     print(spec)
 
@@ -67,7 +68,8 @@ for spec in cfg.arch():
 mnist = data.load_mnist()
 record, arrays = ch6.run(cfg, ch6.prepare_data(cfg, mnist), seeds=[0])
 filters = arrays["filters"]
-print(f"test accuracy at the best validation epoch: {record['best']:.2f}% (book, full run: {cfg.book}%)")
+print(f"test accuracy at the best validation epoch: {record['best']:.2f}% (book, full run: "
+      f"{cfg.book}%)")
 
 # %% [markdown]
 # ## The learned filters
@@ -109,6 +111,7 @@ Image(ch6_plots.plot_errors(record, mnist.test.x, FIGURES / "errors.png", most=3
 SAVED = Path(ch6.__file__).resolve().parents[1] / "results" / "ch6.json"
 saved, _ = load_records(SAVED)
 for r in saved.values():
-    print(f"{r['id']}: ours {r['best']:.2f}% (best of {len(r['seeds'])}), book {r['book']}%  {r['note']}")
+    print(f"{r['id']}: ours {r['best']:.2f}% (best of {len(r['seeds'])}), book {r['book']}%  "
+          f"{r['note']}")
 best = max(saved.values(), key=lambda r: r["best"])
 Image(ch6_plots.plot_errors(best, mnist.test.x, FIGURES / "saved_errors.png"))

@@ -34,8 +34,8 @@ def mnist_dir() -> Path:
     except data.DataError as e:
         pytest.fail(f"these tests need MNIST and could not load it from {candidate}: {e}\n"
                     "Set NNJAX_DATA_DIR to a directory holding the four IDX files, or run "
-                    "`python -c 'import nnjax.data as d; d.load_mnist()'` online once to download them.",
-                    pytrace=False)
+                    "`python -c 'import nnjax.data as d; d.load_mnist()'` online once to download "
+                    "them.", pytrace=False)
     return candidate
 
 
@@ -48,7 +48,8 @@ def mnist(mnist_dir):
 
 @pytest.fixture
 def check_key_reuse():
-    """Run a test with JAX's key-reuse checker on: consuming one PRNG key twice raises KeyReuseError.
+    """Run a test with JAX's key-reuse checker on: consuming one PRNG key twice raises
+    KeyReuseError.
 
     Use it (``@pytest.mark.usefixtures("check_key_reuse")``) on tests of code that shuffles
     or drops out, so that a key used twice fails the test instead of silently correlating
@@ -73,22 +74,26 @@ THINNED = {
     "tests/test_backprop.py::test_hand_derived_equals_autodiff_float64": [
         "sigmoid-sigmoid-quadratic-5x4x3-seed0", "sigmoid-sigmoid-cross_entropy-4x3-seed1",
         "tanh-linear-quadratic-6x5x4x3-seed0", "relu-softmax-log_likelihood-3x7x2x5x4-seed1"],
-    "tests/test_backprop.py::test_hand_derived_equals_autodiff_float32": ["sigmoid-sigmoid-quadratic-4x3-seed0"],
+    "tests/test_backprop.py::test_hand_derived_equals_autodiff_float32": [
+        "sigmoid-sigmoid-quadratic-4x3-seed0"],
     "tests/test_backprop.py::test_cost_gradient_matches_finite_differences": [
         "sigmoid-sigmoid-quadratic", "relu-softmax-log_likelihood"],
     "tests/test_three_way_ch3.py::test_backprop_three_ways": [
-        "matrix-tanh-sigmoid-cross_entropy", "example-sigmoid-softmax(c=2.5)-log_likelihood(c=2.5)"],
-    "tests/test_three_way_ch3.py::test_output_error_three_ways": [
+        "matrix-tanh-sigmoid-cross_entropy", "example-sigmoid-softmax(c=2.5)-log_likelihood(c=2.5)"]
+    , "tests/test_three_way_ch3.py::test_output_error_three_ways": [
         "sigmoid-cross_entropy", "softmax(c=0.5)-log_likelihood(c=0.5)"],
     "tests/test_conv.py::test_im2col_and_lax_match_the_definition": ["2-7-5-1-3-3"],
-    "tests/test_conv.py::test_im2col_backward_by_hand_equals_autodiff_and_finite_differences": ["2-7-6-1-3-3"],
+    "tests/test_conv.py::test_im2col_backward_by_hand_equals_autodiff_and_finite_differences": [
+        "2-7-6-1-3-3"],
     "tests/test_conv_backprop.py::test_conv_backward_three_ways": ["lax-shape1"],
     "tests/test_conv_backprop.py::test_network_backprop_three_ways": ["tanh-conv-softmax"],
     "tests/test_layers.py::test_init_predicts_the_shape_apply_returns": [
         "None-layer0-in_shape0", "None-layer1-in_shape1", "key1-layer0-in_shape0"],
-    "tests/test_layers.py::test_book_networks_have_the_expected_shapes_and_parameter_counts": ["6c"],
+    "tests/test_layers.py::test_book_networks_have_the_expected_shapes_and_parameter_counts": [
+        "6c"],
     "tests/test_guard.py::test_nan_update_is_caught_at_its_step": ["0"],
-    "tests/test_serialization.py::test_round_trip_is_exact": ["float32-sigmoid-sigmoid", "float64-tanh-softmax(c=2.0)"],
+    "tests/test_serialization.py::test_round_trip_is_exact": ["float32-sigmoid-sigmoid",
+                                                              "float64-tanh-softmax(c=2.0)"],
     "tests/test_unstable_gradient.py::test_width_formula_matches_brute_force": ["4.5"],
     "tests/test_checkpoint.py::test_interrupted_then_resumed_run_is_bit_identical": ["3-2"],
     "tests/test_checkpoint.py::test_resume_keeps_the_eta_schedule_and_early_stopping": ["rule0"],
@@ -137,7 +142,8 @@ def keep_compiled_programs() -> None:
     compiling; a cached executable is the one XLA would build again (the key holds the
     program, the options and the versions), so results are unchanged. `make test` runs
     without it."""
-    where = os.environ.get("NNJAX_TEST_COMPILE_CACHE", str(Path.home() / ".cache" / "nnjax" / "test-compile-cache"))
+    where = os.environ.get("NNJAX_TEST_COMPILE_CACHE",
+                           str(Path.home() / ".cache" / "nnjax" / "test-compile-cache"))
     if where == "off":
         return
     jax.config.update("jax_compilation_cache_dir", where)

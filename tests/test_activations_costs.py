@@ -42,7 +42,8 @@ def test_delta_is_dC_dz(cost, act):
     z = jax.random.normal(jax.random.key(0), (7,), jnp.float64) * 3
     y = jax.nn.one_hot(4, 7, dtype=jnp.float64)
     by_autodiff = jax.grad(lambda z: cost.fn(z, act.fn(z), y))(z)
-    np.testing.assert_allclose(cost.delta(z, act.fn(z), y, act), by_autodiff, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(cost.delta(z, act.fn(z), y, act), by_autodiff, rtol=1e-10,
+                               atol=1e-14)
 
 
 def test_cross_entropy_equals_its_definition_and_stays_finite_when_saturated():

@@ -56,7 +56,8 @@ def test_enough_bumps_reach_max_error_001():
 
 
 def test_sharp_staircase_error_falls_like_one_over_n():
-    e = [abs_errors(approximate_1d(f, n, w=100.0 * n, pad=0.1 / n), f, X)["max"] for n in (50, 100, 200)]
+    e = [abs_errors(approximate_1d(f, n, w=100.0 * n, pad=0.1 / n), f, X)["max"]
+         for n in (50, 100, 200)]
     assert e[0] > e[1] > e[2]
     assert 1.5 < e[0] / e[1] < 2.7 and 1.5 < e[1] / e[2] < 2.7
 
@@ -80,7 +81,8 @@ def test_relu_interpolant_is_exact_on_lines_and_second_order():
 
 
 def test_overlap_repair_fills_the_corners_between_towers():
-    pts = np.stack(np.meshgrid(np.linspace(0, 1, 41), np.linspace(0, 1, 41), indexing="ij"), -1).reshape(-1, 2)
+    pts = np.stack(np.meshgrid(np.linspace(0, 1, 41), np.linspace(0, 1, 41), indexing="ij"),
+                   -1).reshape(-1, 2)
     one = tower_grid(f2, 5, pad=0.01)
     corner = np.array([[0.4, 0.6]])  # four towers meet: none is on, g = σ(0)
     assert float(apply(one, corner)[0]) == pytest.approx(0.5, abs=1e-3)

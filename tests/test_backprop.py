@@ -80,7 +80,8 @@ def test_finite_differences_directly_against_backprop():
     eps = 1e-6
     for i in range(flat.size):
         e = jnp.zeros_like(flat).at[i].set(eps)
-        numeric = (cost(unravel(flat + e), x, y, net) - cost(unravel(flat - e), x, y, net)) / (2 * eps)
+        numeric = (cost(unravel(flat + e), x, y, net) - cost(unravel(flat - e), x, y,
+                                                             net)) / (2 * eps)
         assert abs(float(numeric) - float(g_flat[i])) < 1e-8
 
 
@@ -126,7 +127,8 @@ def test_matrix_form_sums_the_per_example_gradients():
     yv = targets(y, 3)
     total = backprop.backprop_matrix(params, x, yv, net)
     summed = jax.tree_util.tree_map(lambda *g: sum(g),
-                                    *[backprop.backprop(params, x[i], yv[i], net) for i in range(6)])
+                                    *[backprop.backprop(params, x[i], yv[i], net)
+                                      for i in range(6)])
     chex.assert_trees_all_close(total, summed, rtol=1e-12)
 
 

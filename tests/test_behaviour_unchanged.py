@@ -61,8 +61,9 @@ def params_after_one_epoch(chapter: str, tmp: Path) -> list[np.ndarray]:
     """
     ckpts = tmp / "ckpt"
     module = __import__(f"experiments.{chapter}", fromlist=["main"])
-    module.main(["--quick", "--seeds", "1", "--quiet", "--out", str(tmp / "one"), "--only", ONE_EPOCH[chapter],
-                 "--set", "epochs=1", "--checkpoint-dir", str(ckpts)] + (["--no-plots"] if chapter != "ch1" else []))
+    module.main(["--quick", "--seeds", "1", "--quiet", "--out", str(tmp / "one"), "--only",
+                 ONE_EPOCH[chapter], "--set", "epochs=1", "--checkpoint-dir", str(ckpts)]
+                + (["--no-plots"] if chapter != "ch1" else []))
     files = sorted(ckpts.rglob("epoch-000001.ckpt"))
     assert len(files) == 1, f"expected one checkpoint after one epoch, found {files}"
     leaves = checkpoint._read(files[0])["leaves"]
@@ -73,7 +74,8 @@ def write_golden(tmp: Path) -> None:
     GOLDEN.mkdir(exist_ok=True)
     for chapter in QUICK:
         records = run_chapter(chapter, tmp / chapter, [])
-        (GOLDEN / f"{chapter}_histories.json").write_text(json.dumps(histories(records), indent=1) + "\n")
+        (GOLDEN / f"{chapter}_histories.json").write_text(json.dumps(histories(records), indent=1)
+                                                          + "\n")
         arrays = params_after_one_epoch(chapter, tmp / f"{chapter}_one")
         np.savez_compressed(GOLDEN / f"{chapter}_one_epoch.npz", *arrays)
 
@@ -115,8 +117,10 @@ def test_a_checkpoint_written_before_the_refactor_still_resumes(chapter, tmp_pat
     module = __import__(f"experiments.{chapter}", fromlist=["main"])
     old = tmp_path / "old"
     shutil.copytree(GOLDEN / "old_checkpoints" / chapter, old)
-    module.main([*common, "--checkpoint-dir", str(old), "--resume", "--out", str(tmp_path / "resumed")])
-    module.main([*common, "--checkpoint-dir", str(tmp_path / "fresh"), "--out", str(tmp_path / "fresh_out")])
+    module.main([*common, "--checkpoint-dir", str(old), "--resume", "--out",
+                 str(tmp_path / "resumed")])
+    module.main([*common, "--checkpoint-dir", str(tmp_path / "fresh"), "--out",
+                 str(tmp_path / "fresh_out")])
     resumed, fresh = (sorted(d.rglob("epoch-000002.ckpt")) for d in (old, tmp_path / "fresh"))
     assert len(resumed) == len(fresh) == 1
     a, b = (checkpoint._read(f[0])["leaves"] for f in (resumed, fresh))

@@ -1,4 +1,5 @@
-"""The speed benchmarks run, count FLOPs as a hand count does, and PyTorch's twins are the same networks."""
+"""The speed benchmarks run, count FLOPs as a hand count does, and PyTorch's twins are the same
+networks."""
 
 import json
 import os
@@ -71,7 +72,8 @@ def test_flops_of_a_small_conv_net_match_a_hand_count():
     arch = convnet.network3_arch((2,), (3,), "relu")
     matmuls = bench_flops.arch_matmuls(arch, (8, 8, 1))
     assert matmuls == [(16, 25, 2), (1, 8, 3), (1, 3, 10)]
-    assert bench_flops.training_flops(matmuls) == 2 * 2 * 16 * 25 * 2 + 3 * 2 * 8 * 3 + 3 * 2 * 3 * 10
+    assert bench_flops.training_flops(
+                                      matmuls) == 2 * 2 * 16 * 25 * 2 + 3 * 2 * 8 * 3 + 3 * 2 * 3 * 10
 
 
 @pytest.mark.slow
@@ -85,17 +87,19 @@ def test_counted_products_have_the_networks_weight_shapes(net_id):
 
 @pytest.mark.slow
 def test_bench_writes_a_table_and_json_per_network(tmp_path):
-    out = bench.main(["--quick", "--only", "ch1,6b,nnjax,numpy,loop", "--steps", "20", "--slow-steps", "5", "--unroll", "2",
-                      "--out", str(tmp_path)])
+    out = bench.main(["--quick", "--only", "ch1,6b,nnjax,numpy,loop", "--steps", "20",
+                      "--slow-steps", "5", "--unroll", "2", "--out", str(tmp_path)])
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["networks"].keys() == out["networks"].keys() == {"ch1", "6b"}
     assert set(saved["networks"]["ch1"]["implementations"]) == {
-        "a_nnjax_scan_backprop", "a_nnjax_scan_autodiff", "a_nnjax_scan_backprop_unroll2", "b_numpy_per_example", "c_numpy_matrix",
-        "d_nnjax_step_python_loop", "f_flop_floor"}
-    assert set(saved["networks"]["6b"]["implementations"]) == {"a_nnjax_scan_autodiff", "a_nnjax_scan_backprop",
+        "a_nnjax_scan_backprop", "a_nnjax_scan_autodiff", "a_nnjax_scan_backprop_unroll2",
+        "b_numpy_per_example", "c_numpy_matrix", "d_nnjax_step_python_loop", "f_flop_floor"}
+    assert set(saved["networks"]["6b"]["implementations"]) == {"a_nnjax_scan_autodiff",
+                                                               "a_nnjax_scan_backprop",
                                                                "f_flop_floor"}
     a = saved["networks"]["ch1"]["implementations"]["a_nnjax_scan_backprop"]
-    assert a["timed_steps"] == 20 and a["compile_s"] > 0 and a["seconds"] > 0 and a["cpu_seconds"] > 0
+    assert a["timed_steps"] == 20 and a["compile_s"] > 0 and a["seconds"] > 0 and a[
+        "cpu_seconds"] > 0
     assert saved["networks"]["ch1"]["implementations"]["b_numpy_per_example"]["timed_steps"] == 5
     for key in ("jax_version", "device", "machine"):
         assert saved["environment"][key]
@@ -126,7 +130,8 @@ def test_scaling_curves_are_saved_and_drawn(tmp_path):
     assert curves["members"][1]["floor_s"] == pytest.approx(2 * curves["members"][0]["floor_s"])
     assert saved["environment"]["jax_version"]
     paths = bench_plots.plot_all(tmp_path / "bench_scaling.json")
-    assert sorted(p.name for p in paths) == ["bench_data.png", "bench_members.png", "bench_width.png"]
+    assert sorted(p.name for p in paths) == ["bench_data.png", "bench_members.png",
+                                             "bench_width.png"]
     assert all(p.stat().st_size > 0 for p in paths)
 
 
@@ -137,33 +142,37 @@ def test_profile_times_every_piece_and_lever(tmp_path):
     rows = [*out["pieces"].values(), *out["levers"].values()]
     assert all(r["us_per_step"] > 0 and r["kernels_per_iteration"] > 0 for r in rows)
     # an unrolled loop body holds the kernels of several steps
-    assert out["levers"]["step, unroll 2"]["kernels_per_iteration"] > out["levers"]["step, unroll 1"][
-        "kernels_per_iteration"]
+    assert out["levers"]["step, unroll 2"]["kernels_per_iteration"] > out["levers"][
+        "step, unroll 1"][ "kernels_per_iteration"]
     assert "| step, contiguous slices |" in (tmp_path / "bench_profile.md").read_text()
 
 
 @pytest.mark.slow
 def test_profile_names_the_kernels_of_a_step_in_a_fresh_process(tmp_path):
-    """The per-kernel table needs XLA:CPU's trace events, switched on before JAX starts: a new process."""
+    """The per-kernel table needs XLA:CPU's trace events, switched on before JAX starts: a new
+    process."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    subprocess.run([sys.executable, "-m", "experiments.bench_profile", "--steps", "30", "--rounds", "1",
-                    "--out", str(tmp_path)], cwd=Path(__file__).resolve().parents[1], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "experiments.bench_profile", "--steps", "30", "--rounds",
+                    "1", "--out", str(tmp_path)], cwd=Path(__file__).resolve().parents[1], env=env,
+                                                check=True,
                    capture_output=True, timeout=300)
     kernels = json.loads((tmp_path / "bench_profile.json").read_text())["kernels"]
     ops = [k["jax_op"] for k in kernels]
     assert "gather" in ops  # fetching the mini-batch
     assert ops.count("dot_general") >= 4  # two forward products, BP2's and BP4's
     assert all(k["median_us"] > 0 and k["shape"].startswith(("f32[", "s32[")) for k in kernels)
-    assert f"| {kernels[0]['kernel']} | {kernels[0]['hlo']} |" in (tmp_path / "bench_profile.md").read_text()
+    assert f"| {kernels[0]['kernel']} | {kernels[0]['hlo']} |" in (
+        tmp_path / "bench_profile.md").read_text()
 
 
 @pytest.mark.slow
 def test_bench_ch6_times_a_lone_and_a_pinned_pair_of_networks(tmp_path):
-    result = bench_ch6.main(["--nets", "6g", "--modes", "before,pinned_single,pinned_pair", "--steps", "3",
-                             "--rounds", "1", "--out", str(tmp_path)])
+    result = bench_ch6.main(["--nets", "6g", "--modes", "before,pinned_single,pinned_pair",
+                             "--steps", "3", "--rounds", "1", "--out", str(tmp_path)])
     modes = result["nets"]["6g"]
     assert list(modes) == ["before", "pinned_single", "pinned_pair"]
     assert [len(m["runs"]) for m in modes.values()] == [1, 1, 2]  # the pair: two processes at once
-    assert all(m["member_steps_per_s"] > 0 and m["cpu_s_per_member_step"] > 0 for m in modes.values())
+    assert all(m["member_steps_per_s"] > 0 and m["cpu_s_per_member_step"] > 0
+               for m in modes.values())
     table = (tmp_path / "bench_ch6.md").read_text()
     assert "| 6g | before |" in table and "1.00×" in table and "code: " in table

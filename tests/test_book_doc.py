@@ -46,7 +46,8 @@ def test_help_points_at_docs_book_md_and_lists_the_ids(chapter):
     if chapter != "ch2":  # chapter 2 has no --only: it measures one gradient three ways
         assert "docs/book.md" in text
         ids = CHAPTERS[chapter].IDS
-        assert ",".join(ids) in "".join(text.split())  # argparse may wrap a line inside an id such as X-early-stopping
+        # argparse may wrap a line inside an id such as X-early-stopping
+        assert ",".join(ids) in "".join(text.split())
 
 
 def test_readme_names_docs_book_md_never_book_md():

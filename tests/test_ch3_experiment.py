@@ -15,13 +15,14 @@ def test_quick_run_writes_records_and_figures(tmp_path, mnist_dir):
     ch3.main(["--quick", "--quiet", "--out", str(tmp_path), "--only", only, "--svm-max", "100",
               "--data-dir", str(mnist_dir)])
     records = {r["id"]: r for r in json.loads((tmp_path / "ch3.json").read_text())}
-    assert set(records) == {"3a", "3d", "3c", "3k/large", "3k/default", "3m/eta=0.025", "3m/eta=0.25",
-                            "3m/eta=2.5", "X-eta-schedule", "3i", "3j", "S-sweep"}
+    assert set(records) == {"3a", "3d", "3c", "3k/large", "3k/default", "3m/eta=0.025",
+                            "3m/eta=0.25", "3m/eta=2.5", "X-eta-schedule", "3i", "3j", "S-sweep"}
     for id_ in ("3a", "3c", "3k/default", "3m/eta=0.25"):
         r = records[id_]
         assert 10.0 < r["best"] <= 100.0 and r["jax_version"] and r["device"]
         assert len(r["per_seed"][0]["accuracy"]) == r["config"]["epochs"]
-    assert records["3m/eta=2.5"]["config"]["eta"] == 2.5 and records["3m/eta=2.5"]["sweep_members"] == 3
+    assert records["3m/eta=2.5"]["config"]["eta"] == 2.5 and records["3m/eta=2.5"][
+        "sweep_members"] == 3
     assert len(records["3m/eta=0.025"]["per_seed"][0]["history"]["training_cost"]) == 2
     assert records["3c"]["config"]["lmbda"] == 0 and records["3k/large"]["config"]["lmbda"] == 5.0
     assert "learning_rate" in records["X-eta-schedule"]["per_seed"][0]["history"]
@@ -46,10 +47,14 @@ def test_unknown_id_is_refused():
 
 @pytest.mark.slow
 def test_a_diverging_run_is_a_recorded_result(tmp_path, mnist_dir):
-    """3n at its quick size overflows (decay factor 1 − ηλ/n = −9): recorded, and the script goes on."""
-    ch3.main(["--quick", "--quiet", "--no-plots", "--out", str(tmp_path), "--only", "3n,3r", "--data-dir", str(mnist_dir)])
+    """3n at its quick size overflows (decay factor 1 − ηλ/n = −9): recorded, and the script goes
+    on."""
+    ch3.main(["--quick", "--quiet", "--no-plots", "--out", str(tmp_path), "--only", "3n,3r",
+              "--data-dir", str(mnist_dir)])
     records = {r["id"]: r for r in json.loads((tmp_path / "ch3.json").read_text())}
     (seed,) = records["3n"]["per_seed"]
-    assert seed["diverged"]["step"] is not None and "training stopped at step" in seed["diverged"]["message"]
+    assert seed["diverged"]["step"] is not None and "training stopped at step" in seed["diverged"][
+        "message"]
     assert records["3n"]["best"] is None and records["3r"]["best"] > 0  # the next run still ran
-    assert f"seed 0 diverged at step {seed['diverged']['step']} (NaN guard)" in (tmp_path / "ch3.md").read_text()
+    assert f"seed 0 diverged at step {seed['diverged']['step']} (NaN guard)" in (
+        tmp_path / "ch3.md").read_text()

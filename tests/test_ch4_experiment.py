@@ -24,7 +24,8 @@ def test_quick_run_writes_records_and_figures(tmp_path):
     for name in ("steps_bumps", "approximations", "errors", "towers"):
         assert (tmp_path / f"ch4_{name}.png").stat().st_size > 10_000
 
-    ch4.main(["--quick", "--quiet", "--out", str(tmp_path), "--only", "4a", "--merge", "--no-plots"])
+    ch4.main(["--quick", "--quiet", "--out", str(tmp_path), "--only", "4a", "--merge",
+              "--no-plots"])
     assert [r["id"] for r in json.loads((tmp_path / "ch4.json").read_text())] == ch4.IDS
 
 

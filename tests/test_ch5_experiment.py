@@ -13,7 +13,8 @@ pytestmark = pytest.mark.mnist
 def test_quick_run_writes_records_and_figures(tmp_path, mnist_dir):
     ch5.main(["--quick", "--quiet", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
     records = {r["id"]: r for r in json.loads((tmp_path / "ch5.json").read_text())}
-    assert set(records) == {"5a", "5b", "5c", "5d", "5e", "5f 2 hidden", "5f 4 hidden", "5g", "5h relu/he"}
+    assert set(records) == {"5a", "5b", "5c", "5d", "5e", "5f 2 hidden", "5f 4 hidden", "5g",
+                            "5h relu/he"}
     assert records["5d"]["config"]["lmbda"] == 5.0 and records["5d"]["config"]["init"] == "default"
     assert records["5a"]["book"] == 96.48 and 10.0 < records["5a"]["best"] <= 100.0
     init = records["5e"]["speeds_at_init"]
@@ -23,11 +24,13 @@ def test_quick_run_writes_records_and_figures(tmp_path, mnist_dir):
     assert len(run["speeds"]) == ch5.QUICK_SPEED.epochs + 1 and len(run["speeds"][0]) == 4
     assert records["5g"]["best"] == pytest.approx(0.45, abs=0.005)
     assert "Speed of learning" in (tmp_path / "ch5.md").read_text()
-    assert run["speeds"][0] == init["4"]["per_seed"][0]  # 5e reads 5f's runs before their first update
+    # 5e reads 5f's runs before their first update
+    assert run["speeds"][0] == init["4"]["per_seed"][0]
     for name in ("accuracy", "speed_init", "speed_training", "chain", "beyond"):
         assert (tmp_path / f"ch5_{name}.png").stat().st_size > 10_000
 
-    ch5.main(["--quick", "--quiet", "--out", str(tmp_path), "--only", "5g", "--merge", "--no-plots"])
+    ch5.main(["--quick", "--quiet", "--out", str(tmp_path), "--only", "5g", "--merge",
+              "--no-plots"])
     assert {r["id"] for r in json.loads((tmp_path / "ch5.json").read_text())} == set(records)
 
 

@@ -31,9 +31,12 @@ def state(seed=0, optimizer=None):
 
 def run(directory=None, *, epochs=5, key_seed=1, resume=False, every=1, data=None, **kw):
     params = init.init_params(jax.random.key(0), NET.sizes, "large")
-    return fitting.fit(params, autodiff.make_grad(NET), optim.sgd(3.0), data or problem(), epochs=epochs,
-                     batch_size=4, key=jax.random.key(key_seed), evaluate=partial(network.evaluate, net=NET),
-                     evaluation_data=problem(seed=1), checkpoint_dir=directory, checkpoint_every=every,
+    return fitting.fit(params, autodiff.make_grad(NET), optim.sgd(3.0), data or problem(),
+                       epochs=epochs,
+                     batch_size=4, key=jax.random.key(key_seed),
+                       evaluate=partial(network.evaluate, net=NET),
+                     evaluation_data=problem(seed=1), checkpoint_dir=directory,
+                       checkpoint_every=every,
                      resume=resume, **kw)
 
 
@@ -78,7 +81,8 @@ def test_keep_prunes_old_files_and_none_when_empty(tmp_path):
     assert checkpoint.restore(tmp_path / "missing", state()) is None
     for e in range(1, 6):
         checkpoint.save(tmp_path, e, state(e), keep=2)
-    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["epoch-000004.ckpt", "epoch-000005.ckpt"]
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["epoch-000004.ckpt",
+                                                                       "epoch-000005.ckpt"]
     assert checkpoint.restore(tmp_path, state()).epoch == 5
     with pytest.raises(ValueError, match="keep"):
         checkpoint.save(tmp_path, 6, state(), keep=0)
@@ -131,11 +135,12 @@ def test_leftover_temporary_file_is_ignored_then_removed(tmp_path):
 def test_mismatched_state_or_config_is_refused(tmp_path):
     checkpoint.save(tmp_path, 1, state(), config={"eta": 0.5, "sizes": [6, 5, 3]})
     wider = {**state(), "params": init.init_params(jax.random.key(0), (6, 7, 3))}
-    with pytest.raises(CheckpointError, match=r"\['params'\]\[0\]\['b'\] is float32\[5\] in the checkpoint "
-                                              r"but float32\[7\] in this run"):
+    with pytest.raises(CheckpointError, match=r"\['params'\]\[0\]\['b'\] is float32\[5\] in the "
+                                              r"checkpoint but float32\[7\] in this run"):
         checkpoint.restore(tmp_path, wider)
     with pytest.raises(CheckpointError, match="holds 9 arrays but this run's state has 5"):
-        checkpoint.restore(tmp_path, {**state(), "opt_state": optax.sgd(0.1).init(state()["params"])})
+        checkpoint.restore(tmp_path, {**state(), "opt_state": optax.sgd(0.1).init(state()[
+            "params"])})
     with pytest.raises(CheckpointError, match="eta: 0.5 in the checkpoint, 0.25 now"):
         checkpoint.restore(tmp_path, state(), config={"eta": 0.25, "sizes": (6, 5, 3)})
     assert checkpoint.restore(tmp_path, state(), config={"eta": 0.5, "sizes": (6, 5, 3)}).epoch == 1
@@ -152,7 +157,8 @@ def reference():
 @pytest.mark.parametrize("stop, every", [(0, 1), (3, 2)])
 def test_interrupted_then_resumed_run_is_bit_identical(tmp_path, reference, stop, every):
     reference, ref_history = reference
-    run(tmp_path, epochs=stop, every=every)  # stopped after `stop` epochs, before the first checkpoint if 0
+    # stopped after `stop` epochs, before the first checkpoint if 0
+    run(tmp_path, epochs=stop, every=every)
     saved = checkpoint.list_checkpoints(tmp_path)
     assert [p.name for p in saved][-1:] == ([f"epoch-{stop:06d}.ckpt"] if stop else [])
     params, history = run(tmp_path, epochs=5, resume=True, every=every)
@@ -218,8 +224,8 @@ def test_cli_resume_continues_a_run_exactly(tmp_path, mnist_dir):
     from experiments import ch1
 
     def accuracy(epochs, out, *extra):
-        args = ["--quick", "--only", "1e", "--quiet", "--set", f"epochs={epochs}", "--out", str(tmp_path / out),
-                "--data-dir", str(mnist_dir), *extra]
+        args = ["--quick", "--only", "1e", "--quiet", "--set", f"epochs={epochs}", "--out",
+                str(tmp_path / out), "--data-dir", str(mnist_dir), *extra]
         return ch1.main(args)[0]["per_seed"][0]["accuracy"]
 
     straight = accuracy(3, "straight")

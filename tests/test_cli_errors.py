@@ -21,8 +21,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def run_script(module: str, *argv: str, data_dir: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "NNJAX_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", module, *argv], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture
@@ -42,7 +42,8 @@ def damaged_dir(tmp_path) -> Path:
 
 
 def assert_short_error(result: subprocess.CompletedProcess, *expected: str) -> None:
-    """Status 2, at most three lines on stderr starting with "error:", no traceback, and the expected words."""
+    """Status 2, at most three lines on stderr starting with "error:", no traceback, and the
+    expected words."""
     assert result.returncode == cli.USAGE_STATUS, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -52,30 +53,34 @@ def assert_short_error(result: subprocess.CompletedProcess, *expected: str) -> N
 
 
 def test_missing_data_names_the_files_and_the_fix(empty_dir, tmp_path):
-    result = run_script("experiments.ch1", "--quick", "--out", str(tmp_path / "out"), data_dir=empty_dir)
+    result = run_script("experiments.ch1", "--quick", "--out", str(tmp_path / "out"),
+                        data_dir=empty_dir)
     assert_short_error(result, *data.FILE_NAMES, "NNJAX_DATA_DIR", "--data-dir")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
 def test_damaged_data(damaged_dir, tmp_path):
-    result = run_script("experiments.ch3", "--quick", "--only", "3a", "--out", str(tmp_path / "out"),
-                        data_dir=damaged_dir)
+    result = run_script("experiments.ch3", "--quick", "--only", "3a", "--out",
+                        str(tmp_path / "out"), data_dir=damaged_dir)
     assert_short_error(result, "train-images-idx3-ubyte", "not an IDX file", "--data-dir")
 
 
 @pytest.mark.slow
 def test_bad_set_value(empty_dir):
-    assert_short_error(run_script("experiments.ch5", "--quick", "--set", "eta=fast", data_dir=empty_dir),
+    assert_short_error(run_script("experiments.ch5", "--quick", "--set", "eta=fast",
+                                  data_dir=empty_dir),
                        "--set eta=fast", "float")
 
 
 @pytest.mark.slow
 def test_a_network_that_cannot_fit_mnist_is_refused_before_loading_data(empty_dir):
     # the data folder is empty: had the script loaded MNIST first, the error would be about files
-    result = run_script("experiments.ch3", "--quick", "--only", "3a", "--set", "sizes=784,30,5", data_dir=empty_dir)
+    result = run_script("experiments.ch3", "--quick", "--only", "3a", "--set", "sizes=784,30,5",
+                        data_dir=empty_dir)
     assert_short_error(result, "sizes=784,30,5", "10 neurons")
-    result = run_script("experiments.ch1", "--quick", "--set", "sizes=100,30,10", data_dir=empty_dir)
+    result = run_script("experiments.ch1", "--quick", "--set", "sizes=100,30,10",
+                        data_dir=empty_dir)
     assert_short_error(result, "784")
 
 
@@ -89,8 +94,10 @@ def test_unknown_id_lists_the_known_ones(empty_dir):
 def test_existing_checkpoints_without_resume(empty_dir, tmp_path):
     old = tmp_path / "ckpt" / "1a" / "seed0"
     old.mkdir(parents=True)
-    (old / "epoch-000001.ckpt").write_bytes(b"")  # its name is enough: the refusal comes before any is read
-    result = run_script("experiments.ch1", "--quick", "--checkpoint-dir", str(tmp_path / "ckpt"), data_dir=empty_dir)
+    # its name is enough: the refusal comes before any is read
+    (old / "epoch-000001.ckpt").write_bytes(b"")
+    result = run_script("experiments.ch1", "--quick", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                        data_dir=empty_dir)
     assert_short_error(result, "already holds checkpoints", "--resume")
 
 
@@ -105,7 +112,8 @@ def test_damaged_checkpoint_on_resume(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert info.value.code == cli.USAGE_STATUS and "Traceback" not in err
     assert err.startswith("error: ") and "fix:" in err and len(err.strip().splitlines()) <= 3
-    assert "not an nnjax checkpoint" in err  # the reason, from the line after "no intact checkpoint in DIR:"
+    # the reason, from the line after "no intact checkpoint in DIR:"
+    assert "not an nnjax checkpoint" in err
 
 
 def fake_mnist():
@@ -141,7 +149,8 @@ def test_ctrl_c_while_loading_data_is_one_line(tmp_path, monkeypatch, capsys):
         cli.run(ch1.main, ["--quick", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert info.value.code == cli.INTERRUPT_STATUS  # 130, as Ctrl-C during training
-    assert "Traceback" not in err and err.startswith("interrupted") and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and err.startswith("interrupted") and len(
+        err.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

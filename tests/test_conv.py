@@ -83,7 +83,8 @@ def test_im2col_backward_by_hand_equals_autodiff_and_finite_differences(m, h, w,
         return lambda x, wt: jnp.sum(jnp.sin(fn(x, wt)) * probe)
 
     by_hand = jax.grad(cost(conv.conv2d_im2col), (0, 1))(x, wt)
-    plain = jax.grad(cost(conv.conv2d_im2col.fun), (0, 1))(x, wt)  # jax.grad of the forward formula itself
+    # jax.grad of the forward formula itself
+    plain = jax.grad(cost(conv.conv2d_im2col.fun), (0, 1))(x, wt)
     library = jax.grad(cost(conv.conv2d_lax), (0, 1))(x, wt)
     for a, b, d in zip(by_hand, plain, library):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
@@ -92,14 +93,16 @@ def test_im2col_backward_by_hand_equals_autodiff_and_finite_differences(m, h, w,
 
 
 def test_max_pool_backward_shares_ties_like_autodiff():
-    x = jnp.round(jax.random.normal(jax.random.key(3), (2, 8, 6, 3), jnp.float64))  # many tied maxima
+    # many tied maxima
+    x = jnp.round(jax.random.normal(jax.random.key(3), (2, 8, 6, 3), jnp.float64))
     probe = jax.random.normal(jax.random.key(4), (2, 4, 3, 3), jnp.float64)
 
     def plain(x):
         return jnp.max(x.reshape(2, 4, 2, 3, 2, 3), axis=(2, 4))
 
     by_hand = jax.grad(lambda x: jnp.sum(conv.max_pool(x) * probe))(x)
-    np.testing.assert_allclose(by_hand, jax.grad(lambda x: jnp.sum(plain(x) * probe))(x), rtol=1e-14, atol=0)
+    np.testing.assert_allclose(by_hand, jax.grad(lambda x: jnp.sum(plain(x) * probe))(x),
+                               rtol=1e-14, atol=0)
     assert jnp.sum(by_hand != 0) > probe.size  # ties did occur, and share their region's gradient
     check_grads(conv.max_pool, (jax.random.normal(jax.random.key(5), (2, 4, 4, 2), jnp.float64),),
                               order=1, modes=["rev"])

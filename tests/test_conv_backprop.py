@@ -1,4 +1,5 @@
-"""Hand-derived conv and max-pool backprop (nnjax.conv_backprop) against jax.grad and finite differences."""
+"""Hand-derived conv and max-pool backprop (nnjax.conv_backprop) against jax.grad and finite
+differences."""
 
 import jax
 import jax.numpy as jnp
@@ -23,10 +24,12 @@ def directional_fd(f, args, direction, eps=1e-6):
 
 
 def dot(tree_a, tree_b):
-    return sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(tree_a), jax.tree_util.tree_leaves(tree_b)))
+    return sum(jnp.vdot(a, b) for a, b in zip(jax.tree_util.tree_leaves(tree_a),
+                                              jax.tree_util.tree_leaves(tree_b)))
 
 
-@pytest.mark.parametrize("impl, shape", [("im2col", (2, 8, 8, 1, 3, 5)), ("lax", (3, 7, 6, 2, 4, 3))])
+@pytest.mark.parametrize("impl, shape", [("im2col", (2, 8, 8, 1, 3, 5)), ("lax", (3, 7, 6, 2, 4,
+                                                                                  3))])
 def test_conv_backward_three_ways(impl, shape):
     m, h, w, c, f, k = shape
     a, wt, b = normal(0, (m, h, w, c)), normal(1, (k, k, c, f)), normal(2, (f,))
@@ -35,14 +38,17 @@ def test_conv_backward_three_ways(impl, shape):
     def cost(a, wt, b):  # C = Σ δ ⊙ z, so ∂C/∂z = δ exactly
         return jnp.sum(delta * layers.convolve({"w": wt, "b": b}, a, impl))
 
-    nabla_w, nabla_b, delta_a = jax.jit(conv_backprop.conv_backward, static_argnums=3)(a, wt, delta, impl)
+    nabla_w, nabla_b, delta_a = jax.jit(conv_backprop.conv_backward, static_argnums=3)(a, wt, delta,
+                                                                                       impl)
     ga, gw, gb = jax.jit(jax.grad(cost, argnums=(0, 1, 2)))(a, wt, b)
     np.testing.assert_allclose(nabla_w, gw, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(nabla_b, gb, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(delta_a, ga, rtol=1e-10, atol=1e-10)
-    check_grads(jax.jit(cost), (a, wt, b), order=1, modes=["rev"])  # jax.grad against finite differences
+    # jax.grad against finite differences
+    check_grads(jax.jit(cost), (a, wt, b), order=1, modes=["rev"])
     v = (normal(4, a.shape), normal(5, wt.shape), normal(6, b.shape))
-    np.testing.assert_allclose(dot((delta_a, nabla_w, nabla_b), v), directional_fd(cost, (a, wt, b), v), rtol=1e-6)
+    np.testing.assert_allclose(dot((delta_a, nabla_w, nabla_b), v),
+                               directional_fd(cost, (a, wt, b), v), rtol=1e-6)
 
 
 def test_max_pool_backward_three_ways():
@@ -75,18 +81,22 @@ ARCHS = [
 ]
 
 
-@pytest.mark.parametrize("arch", ARCHS, ids=["sigmoid-2conv", "tanh-conv-softmax", "relu-2conv-2fc", "fc"])
+@pytest.mark.parametrize("arch", ARCHS, ids=["sigmoid-2conv", "tanh-conv-softmax", "relu-2conv-2fc",
+                                             "fc"])
 def test_network_backprop_three_ways(arch):
     net = convnet.build(arch, init="default")
     _, params = net.init(jax.random.key(0), (16, 16, 1))
-    params = jax.tree_util.tree_map(lambda p: p.astype(F64) + 0.3 * normal(7, p.shape), params)  # non-zero softmax
+    # non-zero softmax
+    params = jax.tree_util.tree_map(lambda p: p.astype(F64) + 0.3 * normal(7, p.shape), params)
     x, y = jax.random.uniform(jax.random.key(1), (4, 16, 16, 1), F64), jnp.array([0, 1, 4, 2])
     loss = jax.jit(convnet.make_loss(net.apply))  # compiled: eager conv nets are slow
     hand = jax.jit(conv_backprop.make_grad(arch))(params, x, y)
     auto = jax.jit(jax.grad(loss))(params, x, y)
-    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12), hand, auto)
+    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12),
+                           hand, auto)
     v = jax.tree_util.tree_map(lambda p: normal(8, p.shape), params)
-    np.testing.assert_allclose(dot(hand, v), directional_fd(lambda p: loss(p, x, y), (params,), (v,)), rtol=1e-6)
+    np.testing.assert_allclose(dot(hand, v), directional_fd(lambda p: loss(p, x,
+        y), (params,), (v,)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["network3", "inverted"])
@@ -95,7 +105,9 @@ def test_hand_backprop_through_dropout_equals_jax_grad_with_the_same_key(mode):
     net = convnet.build(arch, dropout_mode=mode)
     _, params = net.init(jax.random.key(0), (8, 8, 1))
     params = jax.tree_util.tree_map(lambda p: p.astype(F64) + 0.3 * normal(7, p.shape), params)
-    x, y, key = jax.random.uniform(jax.random.key(1), (4, 8, 8, 1), F64), jnp.array([0, 1, 2, 1]), jax.random.key(5)
+    x, y, key = jax.random.uniform(jax.random.key(1), (4, 8, 8, 1),
+                                   F64), jnp.array([0, 1, 2, 1]), jax.random.key(5)
     hand = jax.jit(conv_backprop.make_grad(arch, dropout_mode=mode))(params, x, y, key)
     auto = jax.jit(convnet.make_grad(net.apply))(params, x, y, key)
-    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12), hand, auto)
+    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12),
+                           hand, auto)

@@ -478,10 +478,12 @@ def test_every_refusal_of_a_known_file_names_it_and_its_hash(tmp_path, damage, g
 def test_stale_part_files_of_dead_processes_are_removed(mirror, clean_env):
     import subprocess
     import sys
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)
     clean_env.mkdir(parents=True)
     stale = clean_env / f".{TRAIN_IMAGES}.{dead.stdout.strip()}.abc123.part"
-    live = clean_env / f".{TEST_IMAGES}.{os.getpid()}.def456.part"  # a concurrent download in this process
+    # a concurrent download in this process
+    live = clean_env / f".{TEST_IMAGES}.{os.getpid()}.def456.part"
     odd = clean_env / ".notes.part"
     for p in (stale, live, odd):
         p.write_bytes(b"half a file")

@@ -15,17 +15,21 @@ from experiments import ch1, ch6, ladder, result_files, sweep_grid
 from nnjax import data
 from nnjax.data import FILE_NAMES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, DataError
 
-TABLES = {"mnist": "MNIST_SHA256", "fashion-mnist": "FASHION_MNIST_SHA256", "kmnist": "KMNIST_SHA256"}
-ENV = {"mnist": "NNJAX_DATA_DIR", "fashion-mnist": "NNJAX_FASHION_MNIST_DIR", "kmnist": "NNJAX_KMNIST_DIR"}
+TABLES = {"mnist": "MNIST_SHA256", "fashion-mnist": "FASHION_MNIST_SHA256",
+          "kmnist": "KMNIST_SHA256"}
+ENV = {"mnist": "NNJAX_DATA_DIR", "fashion-mnist": "NNJAX_FASHION_MNIST_DIR",
+       "kmnist": "NNJAX_KMNIST_DIR"}
 
 
 def idx(array: np.ndarray) -> bytes:
     """uint8 IDX bytes: two zero bytes, type 0x08, the rank, big-endian sizes, the payload."""
     array = np.asarray(array, np.uint8)
-    return bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape) + array.tobytes()
+    return bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big")
+                                                   for d in array.shape) + array.tobytes()
 
 
-def synthetic(n_train: int = 10_040, n_test: int = 500, side: int = 28, seed: int = 0) -> dict[str, bytes]:
+def synthetic(n_train: int = 10_040, n_test: int = 500, side: int = 28, seed: int = 0) -> dict[str,
+    bytes]:
     """Decompressed IDX bytes of a random 10-class data set under the four MNIST file names."""
     rng = np.random.default_rng(seed)
     return {data.TRAIN_IMAGES: idx(rng.integers(0, 256, (n_train, side, side))),
@@ -60,7 +64,8 @@ def files():
 def pin(monkeypatch, name: str, files: dict[str, bytes]) -> None:
     """Point data set ``name``'s pinned SHA-256s at ``files`` (KMNIST pins none: left empty)."""
     if name != "kmnist":
-        monkeypatch.setattr(data, TABLES[name], {k: hashlib.sha256(v).hexdigest() for k, v in files.items()})
+        monkeypatch.setattr(data, TABLES[name], {k: hashlib.sha256(v).hexdigest() for k,
+                                                 v in files.items()})
 
 
 @pytest.mark.parametrize("name", data.DATASETS)
@@ -71,13 +76,15 @@ def test_each_loader_path(monkeypatch, env, files, name, where):
     if where == "variable":
         monkeypatch.setenv(ENV[name], str(folder))
     ds = data.load(name, folder if where == "argument" else None)
-    assert [len(s.y) for s in ds] == [12, 10_000, 7]  # the book's split: last 10,000 training images validate
+    # the book's split: last 10,000 training images validate
+    assert [len(s.y) for s in ds] == [12, 10_000, 7]
     np.testing.assert_array_equal(ds.test.y, np.frombuffer(files[TEST_LABELS][8:], np.uint8))
 
 
 def test_fashion_mnist_found_in_the_debian_package_folder(monkeypatch, env, files):
     pin(monkeypatch, "fashion-mnist", files)
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIRS", (str(env / "absent"), str(write(env / "usr", files))))
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIRS", (str(env / "absent"),
+                                                            str(write(env / "usr", files))))
     assert len(data.load("fashion-mnist").training.y) == 12
     assert not (env / "cache" / "fashion-mnist").exists()  # nothing downloaded or copied
 
@@ -94,7 +101,8 @@ def test_another_data_sets_variable_is_not_used(monkeypatch, env, files):
 def test_wrong_checksum_names_the_file_and_the_expected_hash(monkeypatch, env, files):
     expected = "0" * 64
     monkeypatch.setattr(data, "FASHION_MNIST_SHA256",
-                        {k: hashlib.sha256(v).hexdigest() for k, v in files.items()} | {TRAIN_LABELS: expected})
+                        {k: hashlib.sha256(v).hexdigest() for k,
+                         v in files.items()} | {TRAIN_LABELS: expected})
     folder = write(env / "given", files)
     with pytest.raises(DataError) as info:
         data.load("fashion-mnist", folder)
@@ -109,7 +117,8 @@ def test_the_pinned_fashion_mnist_hashes_refuse_other_files(env, files):
 
 
 def serve(monkeypatch, content):
-    """Replace the network: each URL's bytes are ``content(file name)``; record the URLs asked for."""
+    """Replace the network: each URL's bytes are ``content(file name)``; record the URLs asked
+    for."""
     asked = []
 
     def urlopen(url):
@@ -130,11 +139,13 @@ def test_fashion_mnist_download_is_verified_and_atomic(monkeypatch, env, files):
 
 def test_kmnist_download_checked_against_the_published_md5(monkeypatch, env, files):
     served = {name: gzip.compress(payload, mtime=0) for name, payload in files.items()}
-    monkeypatch.setattr(data, "KMNIST_GZ_MD5", {k: hashlib.md5(v).hexdigest() for k, v in served.items()})
+    monkeypatch.setattr(data, "KMNIST_GZ_MD5", {k: hashlib.md5(v).hexdigest() for k,
+                                                v in served.items()})
     serve(monkeypatch, served.get)
     assert len(data.load("kmnist").training.y) == 12
 
-    damaged = dict(served, **{TRAIN_IMAGES: gzip.compress(files[TRAIN_IMAGES], mtime=1)})  # same content, other bytes
+    # same content, other bytes
+    damaged = dict(served, **{TRAIN_IMAGES: gzip.compress(files[TRAIN_IMAGES], mtime=1)})
     cache = env / "cache" / "kmnist"
     for path in cache.iterdir():
         path.unlink()
@@ -142,7 +153,8 @@ def test_kmnist_download_checked_against_the_published_md5(monkeypatch, env, fil
     with pytest.raises(DataError) as info:
         data.load("kmnist")
     message = str(info.value)
-    assert data.KMNIST_MIRRORS[0] in message and hashlib.md5(served[TRAIN_IMAGES]).hexdigest() in message
+    assert data.KMNIST_MIRRORS[0] in message and hashlib.md5(served[
+        TRAIN_IMAGES]).hexdigest() in message
     assert not (cache / f"{TRAIN_IMAGES}.gz").exists() and not list(cache.glob(".*.part"))
 
 
@@ -175,8 +187,8 @@ def test_a_record_names_its_data_set(fashion_dir, tmp_path):
 
 
 def test_mnist_tables_keep_the_book_column():
-    record = {"id": "1a", "book": 95.42, "best": 95.0, "mean": 95.0, "std": 0.0, "seeds": [0], "metric": "peak",
-              "wall_s": 1.0, "device": "cpu", "dataset": "mnist"}
+    record = {"id": "1a", "book": 95.42, "best": 95.0, "mean": 95.0, "std": 0.0, "seeds": [0],
+              "metric": "peak", "wall_s": 1.0, "device": "cpu", "dataset": "mnist"}
     assert "| 1a | 95.42% | 95.00% |" in result_files.markdown_table([record])
     assert "Data: MNIST." in result_files.markdown_table([record])
     assert "95.42" not in result_files.markdown_table([record | {"dataset": "kmnist"}])
@@ -191,7 +203,8 @@ def test_set_dataset_is_refused(capsys):
 def test_ch6_mnist_checkpoint_folders_keep_their_names():
     cfg = next(c for c in ch6.RUNS if c.id == "6f")
     assert "dataset" not in ch6.training_settings(cfg)
-    fashion = ch6.run_dir(Path("r"), cfg.__class__(**{**cfg.__dict__, "dataset": "fashion-mnist"}), "seed0")
+    fashion = ch6.run_dir(Path("r"), cfg.__class__(**{**cfg.__dict__, "dataset": "fashion-mnist"}),
+                          "seed0")
     assert fashion != ch6.run_dir(Path("r"), cfg, "seed0")
 
 
@@ -202,28 +215,34 @@ def test_ch6_mnist_checkpoint_folders_keep_their_names():
 def test_ladder_quick_end_to_end(fashion_dir, tmp_path):
     out = tmp_path / "out"
     results = Path(__file__).resolve().parents[1] / "results"
-    records = ladder.main(["--quick", "--quiet", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir),
-                           "--out", str(out), "--mnist-results", str(results)])
+    records = ladder.main(["--quick", "--quiet", "--dataset", "fashion-mnist", "--data-dir",
+                           str(fashion_dir), "--out", str(out), "--mnist-results", str(results)])
     assert [r["id"] for r in records] == list(ladder.MILESTONES)
     assert {r["dataset"] for r in records} == {"fashion-mnist"}
     assert tuple(records[-1]["config"]["convs"]) == (20, 40)  # 6f through chapter 6's own training
     md = (out / "ladder_fashion-mnist.md").read_text()
-    mnist_1a = next(r for r in json.loads((results / "ch1.json").read_text()) if r["id"] == "1a")["best"]
-    assert f"| {mnist_1a:.2f}% | 95.42% |" in md  # our saved MNIST figure and the book's beside the new data's
+    mnist_1a = next(r for r in json.loads((results / "ch1.json").read_text())
+                    if r["id"] == "1a")["best"]
+    # our saved MNIST figure and the book's beside the new data's
+    assert f"| {mnist_1a:.2f}% | 95.42% |" in md
 
 
 def test_ladder_caps_conv_epochs_on_cpu_unless_full():
-    assert ladder.milestone("6f", "kmnist", quick=False, full=False).epochs == ladder.CPU_CONV_EPOCHS
+    assert ladder.milestone("6f", "kmnist", quick=False,
+                            full=False).epochs == ladder.CPU_CONV_EPOCHS
     assert ladder.milestone("6f", "kmnist", quick=False, full=True).epochs == 60
-    assert ladder.milestone("3h", "kmnist", quick=False, full=False).epochs == 60  # FC rows: the book's settings
+    # FC rows: the book's settings
+    assert ladder.milestone("3h", "kmnist", quick=False, full=False).epochs == 60
 
 
 @pytest.mark.slow
 def test_sweep_quick_end_to_end(fashion_dir, tmp_path):
-    result = sweep_grid.main(["--quick", "--quiet", "--data-dir", str(fashion_dir), "--out", str(tmp_path)])
+    result = sweep_grid.main(["--quick", "--quiet", "--data-dir", str(fashion_dir), "--out",
+                              str(tmp_path)])
     assert len(result["best_validation_percent"]) == 4 and result["dataset"] == "fashion-mnist"
     # each member trains as its own run would, up to float rounding that vmap may reorder
-    np.testing.assert_allclose(result["best_validation_percent"], result["one_at_a_time_percent"], atol=2.0)
+    np.testing.assert_allclose(result["best_validation_percent"], result["one_at_a_time_percent"],
+                               atol=2.0)
     assert result["sweep_s"] > 0 and result["one_at_a_time_s"] > 0
     png = tmp_path / "sweep_fashion-mnist.png"
     first = png.read_bytes()

@@ -22,7 +22,8 @@ def toy(n=40):
 def single(eta=1.0, seed=0):
     opt = optim.sgd(eta)
     params = init.init_params(jax.random.key(seed), NET.sizes)
-    return train.make_epoch(backprop.make_grad(NET), opt, 10), train.State(params, opt.init(params), jax.random.key(1))
+    return train.make_epoch(backprop.make_grad(NET), opt, 10), train.State(params, opt.init(params),
+                                                                           jax.random.key(1))
 
 
 def test_fit_without_pieces_counts_epochs_and_times_them():
@@ -48,13 +49,16 @@ def test_evaluate_alone_matches_network_evaluate():
     program, state = single()
     x, y = toy()
     state, history = train.fit(program, state, (x, y), epochs=1,
-                               pieces=[monitor.Evaluate(partial(network.evaluate, net=NET), (x, y))])
+                               pieces=[monitor.Evaluate(partial(network.evaluate, net=NET), (x,
+                                                                                             y))])
     correct, cost = network.evaluate(state.params, x, y, NET)
-    assert history["evaluation_accuracy"] == [int(correct)] and history["evaluation_cost"] == [float(cost)]
+    assert history["evaluation_accuracy"] == [int(correct)] and history["evaluation_cost"] == [
+        float(cost)]
 
 
 def test_eta_schedule_halves_eta_and_ends_at_the_floor():
-    """Zero gradients: accuracy never improves, so η halves after every `after` epochs until η₀/8."""
+    """Zero gradients: accuracy never improves, so η halves after every `after` epochs until
+    η₀/8."""
     opt = optim.sgd(1.0)
     params = init.init_params(jax.random.key(0), NET.sizes)
     program = train.make_epoch(lambda p, x, y: jax.tree.map(jnp.zeros_like, p), opt, 10)
@@ -62,7 +66,8 @@ def test_eta_schedule_halves_eta_and_ends_at_the_floor():
     evaluate = monitor.Evaluate(partial(network.evaluate, net=NET), toy())
     state, history = train.fit(program, state, toy(), epochs=50,
                                pieces=[evaluate, monitor.EtaSchedule(2, min_fraction=1 / 8)])
-    assert history["learning_rate"] == [1.0] * 3 + [0.5] * 2 + [0.25] * 2  # no new best: epoch 0 is the best
+    # no new best: epoch 0 is the best
+    assert history["learning_rate"] == [1.0] * 3 + [0.5] * 2 + [0.25] * 2
     assert bool(state.extra["stopped"]) and int(state.extra["changed_at"]) == 7
 
 
@@ -84,7 +89,8 @@ def test_members_and_resume_through_the_same_fit(tmp_path):
     evaluate = partial(network.evaluate, net=NET)
 
     def pieces(resume):
-        return [monitor.Evaluate(evaluate, (x, y), members=True), checkpoint.Checkpoints(tmp_path, resume=resume)]
+        return [monitor.Evaluate(evaluate, (x, y), members=True),
+                checkpoint.Checkpoints(tmp_path, resume=resume)]
 
     whole, h_whole = train.fit(program, state, (x, y), epochs=3,
                                pieces=[monitor.Evaluate(evaluate, (x, y), members=True)])
@@ -97,7 +103,8 @@ def test_members_and_resume_through_the_same_fit(tmp_path):
         one = optim.sgd([0.5, 2.0][i])
         alone, _ = train.fit(train.make_epoch(backprop.make_grad(NET), one, 10),
                              train.State(start, one.init(start), state.key[i]), (x, y), epochs=3)
-        np.testing.assert_allclose(sweep.member(whole.params, i)[0]["w"], alone.params[0]["w"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(sweep.member(whole.params, i)[0]["w"], alone.params[0]["w"],
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_ctrl_c_in_on_epoch_keeps_the_finished_epochs(tmp_path):
@@ -108,5 +115,8 @@ def test_ctrl_c_in_on_epoch_keeps_the_finished_epochs(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(train.Interrupted) as stop:
-        train.fit(program, state, toy(), epochs=4, on_epoch=interrupt, pieces=[checkpoint.Checkpoints(tmp_path)])
-    assert stop.value.history["epoch"] == [0, 1] and stop.value.checkpoint.name == "epoch-000002.ckpt"
+        train.fit(program, state, toy(), epochs=4, on_epoch=interrupt,
+                  pieces=[checkpoint.Checkpoints(tmp_path)])
+    assert stop.value.history["epoch"] == [0
+                                           ,
+                                           1] and stop.value.checkpoint.name == "epoch-000002.ckpt"

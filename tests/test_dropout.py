@@ -11,7 +11,8 @@ from nnjax import activations, autodiff, costs, dropout, init, network, optim
 from nnjax.network import Network
 
 NET = Network((6, 5, 4, 3), activations.SIGMOID, activations.SOFTMAX, costs.LOG_LIKELIHOOD)
-pytestmark = pytest.mark.usefixtures("check_key_reuse")  # a key used twice fails (clone where intended)
+# a key used twice fails (clone where intended)
+pytestmark = pytest.mark.usefixtures("check_key_reuse")
 
 
 def test_drop_zeroes_a_fraction_p_and_keeps_the_rest_unchanged():
@@ -74,7 +75,8 @@ def test_dropout_gradient_is_that_of_the_thinned_network():
     x = jax.random.uniform(jax.random.key(12), (1, 6), jnp.float64)
     y = jnp.array([2])
     key, p = jax.random.key(13), 0.5
-    keys = jax.random.split(jax.random.clone(key), len(params))  # the masks dropout.cost draws from key
+    # the masks dropout.cost draws from key
+    keys = jax.random.split(jax.random.clone(key), len(params))
     masks = [None] + [dropout.keep_mask(keys[l], (1, NET.sizes[l]), p)[0] for l in (1, 2)]
     thinned = tuple(layer if l == 0 else {**layer, "w": layer["w"] * masks[l][None, :]}
                     for l, layer in enumerate(params))
@@ -83,7 +85,8 @@ def test_dropout_gradient_is_that_of_the_thinned_network():
     g_drop = jax.jit(dropout.make_grad(NET, p))(params, x, y, key)
     g_thin = jax.jit(autodiff.make_grad(NET))(thinned, x, y)
     for l in (1, 2):  # weights from dropped units get no gradient
-        np.testing.assert_allclose(g_drop[l]["w"], g_thin[l]["w"] * masks[l][None, :], rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(g_drop[l]["w"], g_thin[l]["w"] * masks[l][None, :], rtol=1e-10,
+                                   atol=1e-14)
 
 
 @pytest.mark.parametrize("p", [1.0, -0.1, 1.5, "half", True])

@@ -39,7 +39,9 @@ def test_shifts_work_on_nhwc_and_a_key_permutes_rows_deterministically():
     np.testing.assert_array_equal(a_x, b_x)
     assert not np.array_equal(a_x, plain_x)
     order = np.lexsort(np.asarray(a_x).reshape(20, -1).T)
-    np.testing.assert_array_equal(np.asarray(a_x)[order], np.asarray(plain_x)[np.lexsort(np.asarray(plain_x).reshape(20, -1).T)])
+    np.testing.assert_array_equal(np.asarray(a_x)[order],
+                                  np.asarray(plain_x)[np.lexsort(np.asarray(plain_x).reshape(20,
+                                      -1).T)])
     assert sorted(a_y.tolist()) == sorted(plain_y.tolist())
 
 

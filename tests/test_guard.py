@@ -36,7 +36,8 @@ def poisoned_grad(params, x, y):
 
 def fit(optimizer=None, grad=None, data=None, **kw):
     params = init.init_params(jax.random.key(0), NET.sizes, "large")
-    return fitting.fit(params, grad or autodiff.make_grad(NET), optimizer or optim.sgd(3.0), data or problem(),
+    return fitting.fit(params, grad or autodiff.make_grad(NET), optimizer or optim.sgd(3.0),
+                       data or problem(),
                      epochs=4, batch_size=BATCH, key=jax.random.key(1), **kw)
 
 
@@ -46,7 +47,8 @@ def test_all_finite_and_describe():
     assert guard.describe(tree, "t") == "t['a'] (1 NaN, 2 Inf)"
 
 
-@pytest.mark.parametrize("k", [0, STEPS - 1, 3 * STEPS + 5])  # first step, an epoch's last, a later one
+# first step, an epoch's last, a later one
+@pytest.mark.parametrize("k", [0, STEPS - 1, 3 * STEPS + 5])
 def test_nan_update_is_caught_at_its_step(tmp_path, k):
     with pytest.raises(guard.NonFiniteError) as info:
         fit(optax.chain(optim.sgd(3.0), nan_at_step(k)), checkpoint_dir=tmp_path)
@@ -61,9 +63,12 @@ def test_nan_update_is_caught_at_its_step(tmp_path, k):
     if saved:
         assert str(saved[-1]) in msg and e.checkpoint == saved[-1]
         restored = fitting.load_checkpoint(tmp_path, init.init_params(jax.random.key(0), NET.sizes),
-                                         optax.chain(optim.sgd(3.0), nan_at_step(k)), jax.random.key(1)).state
-        clean = fitting.fit(init.init_params(jax.random.key(0), NET.sizes, "large"), autodiff.make_grad(NET),
-                          optim.sgd(3.0), problem(), epochs=k // STEPS, batch_size=BATCH, key=jax.random.key(1))[0]
+                                         optax.chain(optim.sgd(3.0), nan_at_step(k)),
+                                           jax.random.key(1)).state
+        clean = fitting.fit(init.init_params(jax.random.key(0), NET.sizes, "large"),
+                            autodiff.make_grad(NET),
+                          optim.sgd(3.0), problem(), epochs=k // STEPS, batch_size=BATCH,
+                            key=jax.random.key(1))[0]
         assert guard.all_finite(restored)
         assert checkpoint.tree_digest(restored["params"]) == checkpoint.tree_digest(clean)
     else:
@@ -84,7 +89,8 @@ def test_non_finite_cost_stops_the_run():
     def nan_cost(params, x, y):
         return jnp.sum(y >= 0), jnp.float32(jnp.nan)
 
-    with pytest.raises(guard.NonFiniteError, match="epoch 0: evaluation_cost = nan although the parameters are finite"):
+    with pytest.raises(guard.NonFiniteError, match="epoch 0: evaluation_cost = nan although the "
+                                                   "parameters are finite"):
         fit(evaluate=nan_cost, evaluation_data=problem())
 
 

@@ -1,4 +1,5 @@
-"""nnjax.layers and nnjax.convnet's architectures: shapes, parameter counts, initialisation, dropout."""
+"""nnjax.layers and nnjax.convnet's architectures: shapes, parameter counts, initialisation,
+dropout."""
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +28,8 @@ LAYERS = [
     (layers.Activation("relu"), (4, 4, 2)),
     (layers.Flatten(), (4, 3, 2)),
     (layers.Dropout(0.5), (10,)),
-    (layers.serial(layers.Conv(3, 3), layers.MaxPool(2), layers.Activation("tanh"), layers.Flatten(),
-                   layers.Dense(5)), (10, 10, 1)),
+    (layers.serial(layers.Conv(3, 3), layers.MaxPool(2), layers.Activation("tanh"),
+                   layers.Flatten(), layers.Dense(5)), (10, 10, 1)),
 ]
 
 
@@ -54,13 +55,16 @@ def test_network3_initialisation():
     net = convnet.build(convnet.network3_arch((20, 40), (100,), "relu"))
     _, params = net.init(KEY, (28, 28, 1))
     conv1, conv2, fc, soft = params[0], params[3], params[7], params[9]
-    np.testing.assert_allclose(jnp.std(conv2["w"]), (40 * 25 / 4) ** -0.5, rtol=0.05)  # N(0, 1/(F·25/4))
+    # N(0, 1/(F·25/4))
+    np.testing.assert_allclose(jnp.std(conv2["w"]), (40 * 25 / 4) ** -0.5, rtol=0.05)
     np.testing.assert_allclose(jnp.std(fc["w"]), 100**-0.5, rtol=0.05)  # N(0, 1/n_out)
     np.testing.assert_allclose(jnp.std(fc["b"]), 1.0, rtol=0.3)
     assert conv1["w"].shape == (5, 5, 1, 20) and fc["w"].shape == (100, 640)
     assert not jnp.any(soft["w"]) and not jnp.any(soft["b"])  # softmax starts at zero
-    _, modern = convnet.build(convnet.network3_arch((20, 40), (100,)), init="default").init(KEY, (28, 28, 1))
-    np.testing.assert_allclose(jnp.std(modern[3]["w"]), (25 * 20) ** -0.5, rtol=0.05)  # N(0, 1/n_in)
+    _, modern = convnet.build(convnet.network3_arch((20, 40), (100,)),
+                              init="default").init(KEY, (28, 28, 1))
+    # N(0, 1/n_in)
+    np.testing.assert_allclose(jnp.std(modern[3]["w"]), (25 * 20) ** -0.5, rtol=0.05)
     np.testing.assert_allclose(jnp.std(modern[7]["w"]), 640**-0.5, rtol=0.05)
 
 
@@ -88,7 +92,8 @@ def test_serial_apply_is_deterministic_without_key_and_random_with_one():
     params = (*params[:-1], {"w": jnp.ones((10, 30)), "b": jnp.zeros(10)})  # softmax starts at zero
     x = jax.random.uniform(KEY, (4, 28, 28, 1))
     np.testing.assert_array_equal(net.apply(params, x), net.apply(params, x))
-    assert not np.allclose(net.apply(params, x, jax.random.key(1)), net.apply(params, x, jax.random.key(2)))
+    assert not np.allclose(net.apply(params, x, jax.random.key(1)),
+                           net.apply(params, x, jax.random.key(2)))
 
 
 @pytest.mark.parametrize("make, in_shape, match", [
@@ -103,7 +108,8 @@ def test_layers_reject_inputs_they_cannot_take(make, in_shape, match):
 
 
 def test_bad_layer_options_fail_clearly():
-    with pytest.raises(ValueError, match=r"dropout probability p must be a number in \[0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"dropout probability p must be a number in \[0, 1\), got "
+                                         r"1.5"):
         layers.Dropout(1.5)
     with pytest.raises(ValueError, match="unknown dropout mode 'keras'"):
         layers.Dropout(0.5, "keras")
@@ -119,7 +125,8 @@ def test_bad_layer_options_fail_clearly():
 
 
 def Gain():
-    """A test-local layer y = g·x with one learnable scalar g: forward and backward rules side by side."""
+    """A test-local layer y = g·x with one learnable scalar g: forward and backward rules side by
+    side."""
     return layers.Layer(lambda key, in_shape: (in_shape, {"g": jnp.ones(())}),
                         lambda p, x, key: (p["g"] * x, x),
                         lambda p, x, delta: ({"g": jnp.sum(delta * x)}, p["g"] * delta), True)
@@ -129,14 +136,17 @@ def test_a_new_layer_is_one_entry_that_build_and_hand_backprop_both_use(monkeypa
     from nnjax import conv_backprop
 
     monkeypatch.setitem(layers.SPECS, "gain", lambda **options: Gain())
-    arch = (("conv", 2), ("pool", 2), ("gain",), ("act", "tanh"), ("flatten",), ("dense", 4), ("gain",),
+    arch = (("conv", 2), ("pool", 2), ("gain",), ("act", "tanh"), ("flatten",), ("dense",
+                                                                                 4), ("gain",),
             ("act", "sigmoid"), ("softmax", 3))
     net = convnet.build(arch, init="default")
     _, params = net.init(KEY, (8, 8, 1))
     params = jax.tree_util.tree_map(
-        lambda p: p.astype(jnp.float64) + 0.3 * jax.random.normal(KEY, p.shape, jnp.float64), params)
+        lambda p: p.astype(jnp.float64) + 0.3 * jax.random.normal(KEY, p.shape, jnp.float64),
+        params)
     x, y = jax.random.uniform(jax.random.key(1), (3, 8, 8, 1), jnp.float64), jnp.array([0, 2, 1])
     hand = jax.jit(conv_backprop.make_grad(arch))(params, x, y)
     auto = jax.jit(convnet.make_grad(net.apply))(params, x, y)
     assert float(jnp.abs(hand[2]["g"])) > 0
-    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12), hand, auto)
+    jax.tree_util.tree_map(lambda h, a: np.testing.assert_allclose(h, a, rtol=1e-9, atol=1e-12),
+                           hand, auto)

@@ -32,7 +32,8 @@ def test_zeros_and_key_dependence():
     a = init.init_params(jax.random.key(0), (5, 4, 3))
     b = init.init_params(jax.random.key(0), (5, 4, 3))
     c = init.init_params(jax.random.key(1), (5, 4, 3))
-    assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                    jax.tree_util.tree_leaves(b)))
     assert not np.array_equal(a[0]["w"], c[0]["w"])
 
 

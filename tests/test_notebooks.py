@@ -27,7 +27,8 @@ CELL_TIMEOUT_S = 300  # per cell; the slowest small-size cell takes seconds
 @pytest.fixture
 def kernel_env(monkeypatch):
     """The environment the kernel inherits: this checkout importable, inline figures, small size."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                                   os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.delenv("NNJAX_FULL", raising=False)
     return monkeypatch

@@ -19,7 +19,8 @@ def tree(key, zero_weights=False):
     if zero_weights:
         w1 = w1.at[0, :2].set(0.0)
     return ({"w": w1, "b": jax.random.normal(k[1], (3,), jnp.float64)},
-            {"w": jax.random.normal(k[2], (2, 3), jnp.float64), "b": jax.random.normal(k[3], (2,), jnp.float64)})
+            {"w": jax.random.normal(k[2], (2, 3), jnp.float64),
+             "b": jax.random.normal(k[3], (2,), jnp.float64)})
 
 
 def step(opt, params, grads, state=None):
@@ -30,7 +31,8 @@ def step(opt, params, grads, state=None):
 
 def book(params, grads, weight_rule):
     """w → weight_rule(w, g), b → b − ηg, written out leaf by leaf."""
-    return tuple({"w": weight_rule(p["w"], g["w"]), "b": p["b"] - ETA * g["b"]} for p, g in zip(params, grads))
+    return tuple({"w": weight_rule(p["w"], g["w"]), "b": p["b"] - ETA * g["b"]} for p,
+                 g in zip(params, grads))
 
 
 @pytest.fixture
@@ -47,13 +49,15 @@ def test_plain_sgd_is_w_minus_eta_g(pg):
 def test_l2_network2_decays_weights_by_eta_lambda_over_n_and_never_biases(pg):
     params, grads = pg
     new, _ = step(optim.sgd(ETA, lmbda=LMBDA, n=N), params, grads)
-    chex.assert_trees_all_close(new, book(params, grads, lambda w, g: (1 - ETA * LMBDA / N) * w - ETA * g))
+    chex.assert_trees_all_close(new, book(params, grads, lambda w,
+                                          g: (1 - ETA * LMBDA / N) * w - ETA * g))
 
 
 def test_l2_network3_decay_is_m_times_network2(pg):
     params, grads = pg
     new, _ = step(optim.sgd(ETA, lmbda=LMBDA, n=N, scaling="network3", batch_size=M), params, grads)
-    chex.assert_trees_all_close(new, book(params, grads, lambda w, g: (1 - ETA * LMBDA * M / N) * w - ETA * g))
+    chex.assert_trees_all_close(new, book(params, grads, lambda w,
+                                          g: (1 - ETA * LMBDA * M / N) * w - ETA * g))
 
 
 def test_l2_network3_equals_gradient_of_its_cost_term(pg):
@@ -139,7 +143,8 @@ def test_penalties_count_weights_only(pg):
     ab = sum(float(jnp.sum(jnp.abs(l["w"]))) for l in params)
     np.testing.assert_allclose(optim.l2_penalty(params, LMBDA, N), LMBDA / (2 * N) * sq)
     np.testing.assert_allclose(optim.l1_penalty(params, LMBDA, N), LMBDA / N * ab)
-    assert jax.tree.leaves(optim.weight_mask(params)) == [False, True, False, True]  # dict keys sort b < w
+    # dict keys sort b < w
+    assert jax.tree.leaves(optim.weight_mask(params)) == [False, True, False, True]
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -148,14 +153,16 @@ def test_penalties_count_weights_only(pg):
     (dict(eta=float("inf")), "eta must be a finite number > 0.*got inf"),
     (dict(eta=float("nan")), "eta must be a finite number > 0.*got nan"),
     (dict(eta=np.array([0.1, np.inf])), "eta must be a finite number > 0"),
-    (dict(eta=0.1, lmbda=-1.0, n=10), r"lmbda must be a finite number >= 0.0 \(the regularisation parameter λ\)"),
+    (dict(eta=0.1, lmbda=-1.0, n=10), r"lmbda must be a finite number >= 0.0 \(the regularisation "
+                                      r"parameter λ\)"),
     (dict(eta=0.1, lmbda=float("nan"), n=10), "lmbda must be a finite number >= 0"),
     (dict(eta=0.1, momentum=float("inf")), r"momentum must be a finite number in \[0.0, 1.0\)"),
     (dict(eta=0.1, momentum=-0.1), r"momentum must be a finite number in \[0.0, 1.0\)"),
     (dict(eta=0.1, lmbda=5.0), "needs n"),
     (dict(eta=0.1, l1=True), "needs n"),
     (dict(eta=0.1, lmbda=5.0, n=0), "n must be a positive integer"),
-    (dict(eta=0.1, momentum=1.0), r"momentum must be a finite number in \[0.0, 1.0\) \(the momentum coefficient μ\)"),
+    (dict(eta=0.1, momentum=1.0), r"momentum must be a finite number in \[0.0, 1.0\) \(the "
+                                  r"momentum coefficient μ\)"),
     (dict(eta=0.1, lmbda=5.0, n=10, scaling="network4"), "scaling must be one of"),
     (dict(eta=0.1, lmbda=5.0, n=10, scaling="network3"), "needs batch_size"),
 ])

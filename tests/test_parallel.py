@@ -24,15 +24,15 @@ CHECKS = os.path.join(REPO_ROOT, "tests", "parallel_checks.py")
 
 
 def cpu_env(devices: int) -> dict:
-    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
-            "PYTHONPATH": REPO_ROOT}
+    return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+            "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO_ROOT}
 
 
 @pytest.mark.parametrize("check", sorted(set(checks.CHECKS) - {"two_processes"}))
 @pytest.mark.slow
 def test_on_eight_cpu_devices(check):
-    out = subprocess.run([sys.executable, CHECKS, check], env=cpu_env(8), cwd=REPO_ROOT, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run([sys.executable, CHECKS, check], env=cpu_env(8), cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
 
 
@@ -42,8 +42,10 @@ def test_two_processes_of_four_devices():
     with socket.socket() as s:  # a free port for the coordinator
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    procs = [subprocess.Popen([sys.executable, CHECKS, "two_processes", f"localhost:{port}", str(i)], env=cpu_env(4),
-                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, CHECKS, "two_processes", f"localhost:{port}",
+                               str(i)], env=cpu_env(4),
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
              for i in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     for i, (p, (stdout, stderr)) in enumerate(zip(procs, outs)):
@@ -56,20 +58,25 @@ def test_one_device_mesh_gives_plain_training():
     params, x, y = checks.problem()
     grad, opt = backprop.make_grad(checks.NET), checks.optimizer()
     alone = checks.five_steps(jax.jit(train.make_step(grad, opt)), params, x, y)
-    for form, step in (("automatic", parallel.make_step(grad, opt, m)), ("shard_map", parallel.shard_map_step(grad, opt, m))):
-        checks.assert_same(checks.five_steps(step, params, x, y), alone, f"{form} form on one device")
+    for form, step in (("automatic", parallel.make_step(grad, opt, m)), ("shard_map",
+        parallel.shard_map_step(grad, opt, m))):
+        checks.assert_same(checks.five_steps(step, params, x, y), alone, f"{form} form on one "
+                                                                         "device")
     key = jax.random.key(2)
     alone_epoch = checks.classic(train.make_epoch(grad, opt, checks.M))
-    checks.assert_same(checks.classic(parallel.make_epoch(grad, opt, checks.M, m))(params, opt.init(params), key, x, y),
+    checks.assert_same(checks.classic(parallel.make_epoch(grad, opt, checks.M, m))(params,
+        opt.init(params), key, x, y),
                        alone_epoch(params, opt.init(params), key, x, y), "epoch on one device")
     members = jax.tree_util.tree_map(lambda p: jnp.stack([p, 2 * p]), params)
     keys = jax.random.split(key)
     trained, _ = checks.classic(parallel.make_member_epoch(grad, opt, checks.M, parallel.mesh(
-        axis_names=("members",), devices=jax.devices()[:1])))(members, jax.vmap(opt.init)(members), keys, x, y)
+        axis_names=("members",), devices=jax.devices()[:1])))(members, jax.vmap(opt.init)(members),
+                                                              keys, x, y)
     for i in range(2):
         start = jax.tree_util.tree_map(lambda p: p[i], members)
         checks.assert_same(jax.tree_util.tree_map(lambda p: p[i], trained),
-                           alone_epoch(start, opt.init(start), keys[i], x, y)[0], f"member {i} on one device")
+                           alone_epoch(start, opt.init(start), keys[i], x, y)[0], f"member {i} on "
+                                                                                  "one device")
 
 
 def test_errors_say_what_to_do():
@@ -82,7 +89,8 @@ def test_errors_say_what_to_do():
         parallel.make_epoch(backprop.make_grad(checks.NET), checks.optimizer(), 16,
                             parallel.mesh(axis_names=("members",), devices=one))
     with pytest.raises(ValueError, match="same leading member axis"):
-        parallel.shard_members({"w": jnp.ones((2, 3)), "b": jnp.ones((3,))}, parallel.mesh(devices=one), "data")
+        parallel.shard_members({"w": jnp.ones((2, 3)), "b": jnp.ones((3,))},
+                               parallel.mesh(devices=one), "data")
 
 
 @pytest.mark.slow
@@ -90,7 +98,8 @@ def test_parallel_experiment_quick(mnist_dir, capsys):
     from experiments import parallel as experiment
 
     history = experiment.main(["--quick", "--data-dir", str(mnist_dir)])
-    assert len(history["evaluation_accuracy"]) == 1 and history["evaluation_accuracy"][0] > 3000, history
+    assert len(history["evaluation_accuracy"]) == 1 and history["evaluation_accuracy"][
+        0] > 3000, history
     assert "1 cpu device(s) in 1 process(es): mini-batch 10 = 1 × 10" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # refused before jax.distributed.initialize is called
         experiment.main(["--quick", "--coordinator", "localhost:1"])

@@ -11,7 +11,8 @@ def two_epoch_figure():
 
 
 def test_a_redrawn_figure_has_the_same_bytes_and_no_version_stamp(tmp_path):
-    first, second = save(two_epoch_figure()[0], tmp_path / "a.png"), save(two_epoch_figure()[0], tmp_path / "b.png")
+    first, second = save(two_epoch_figure()[0], tmp_path / "a.png"), save(two_epoch_figure()[0],
+                                                                          tmp_path / "b.png")
     assert first.read_bytes() == second.read_bytes()
     assert b"matplotlib" not in first.read_bytes()  # no "Software: Matplotlib version …" chunk
 

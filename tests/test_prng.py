@@ -15,7 +15,8 @@ pytestmark = pytest.mark.usefixtures("check_key_reuse")
 
 
 def dropout_grad(params, x, y, key):
-    """A stochastic gradient: drop each input with probability 1/2 (inverted dropout), one mask per step."""
+    """A stochastic gradient: drop each input with probability 1/2 (inverted dropout), one mask per
+    step."""
     keep = jax.random.bernoulli(key, 0.5, x.shape)
     return autodiff.make_grad(NET)(params, jnp.where(keep, 2 * x, 0), y)
 
@@ -27,7 +28,8 @@ def data():
 
 def fit(grad, epochs=3, **kw):
     params = init.init_params(jax.random.key(0), NET.sizes, "large")
-    return fitting.fit(params, grad, optim.sgd(1.0), data(), epochs=epochs, batch_size=4, key=jax.random.key(1), **kw)[0]
+    return fitting.fit(params, grad, optim.sgd(1.0), data(), epochs=epochs, batch_size=4,
+                       key=jax.random.key(1), **kw)[0]
 
 
 def test_checker_is_on_and_catches_reuse():
@@ -56,7 +58,8 @@ def test_shuffling_and_dropout_use_fresh_keys(tmp_path):
 
 
 def test_epoch_orders_differ_and_cover_the_data():
-    orders = [np.asarray(train.batch_indices(jax.random.fold_in(jax.random.key(1), e), 40, 4)) for e in range(3)]
+    orders = [np.asarray(train.batch_indices(jax.random.fold_in(jax.random.key(1), e), 40, 4))
+              for e in range(3)]
     for o in orders:
         assert sorted(o.ravel()) == list(range(40))
     assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])

@@ -40,7 +40,8 @@ def quick_start_commands() -> list[str]:
     """Every command line of the bash blocks of the README's Quick start, comments removed."""
     section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
-    return [line.split("#", 1)[0].strip() for block in blocks for line in block.splitlines() if line.strip()]
+    return [line.split("#", 1)[0].strip() for block in blocks for line in block.splitlines()
+            if line.strip()]
 
 
 def as_run_here(command: str, out: Path) -> list[str]:
@@ -77,11 +78,14 @@ def test_every_quick_start_command_runs_as_written(mnist_dir, tmp_path):
         if command == "make test":
             continue
         for line in as_run_here(command, tmp_path / "try"):
-            result = subprocess.run(line, shell=True, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+            result = subprocess.run(line, shell=True, cwd=work, env=env, capture_output=True,
+                                    text=True, timeout=600)
             assert result.returncode == 0, f"{command!r} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    assert json.loads((work / "results" / "train" / "ch1.json").read_text())[0]["id"] == "1a"  # make train
+    # make train
+    assert json.loads((work / "results" / "train" / "ch1.json").read_text())[0]["id"] == "1a"
     assert (work / "results" / "REPORT.md").exists()
-    # redrawing unchanged results rewrites the same bytes: git stays clean after `figures` and `report`
+    # redrawing unchanged results rewrites the same bytes: git stays clean after `figures` and
+    # `report`
     changed = [p.name for p in (REPO_ROOT / "results").glob("*.png")
                if p.read_bytes() != (work / "results" / p.name).read_bytes()]
     assert not changed, f"redrawn figures differ from the committed ones: {changed}"

@@ -12,8 +12,9 @@ from experiments import reliability
 @pytest.mark.mnist
 @pytest.mark.slow
 def test_reliability_quick(tmp_path, mnist_dir):
-    report = reliability.main(["--quick", "--kills", "1", "--processes", "2", "--corrupt", "8", "--downloads", "1",
-                               "--trial-seed", "3", "--out", str(tmp_path), "--data-dir", str(mnist_dir)])
+    report = reliability.main(["--quick", "--kills", "1", "--processes", "2", "--corrupt", "8",
+                               "--downloads", "1", "--trial-seed", "3", "--out", str(tmp_path),
+                               "--data-dir", str(mnist_dir)])
     saved = json.loads((tmp_path / "reliability.json").read_text())
     assert saved["kill_resume"] == report["kill_resume"]
     assert "| trial | result |" in (tmp_path / "reliability.md").read_text()
@@ -25,12 +26,15 @@ def test_reliability_quick(tmp_path, mnist_dir):
     for where in ("read", "download"):
         row = saved["corrupt_files"][where]
         assert row["trials"] == 8 and row["accepted_damaged"] == 0
-        assert row["refused"] + row["benign_gzip_header"] == 8 and row["named_file_and_hash"] == row["refused"]
-    assert saved["corrupt_files"]["download"]["cache_left_clean"] == saved["corrupt_files"]["download"]["refused"]
+        assert row["refused"] + row["benign_gzip_header"] == 8 and row[
+            "named_file_and_hash"] == row["refused"]
+    assert saved["corrupt_files"]["download"]["cache_left_clean"] == saved["corrupt_files"][
+        "download"]["refused"]
     downloads = saved["interrupted_downloads"]
     assert downloads["never_trusted"] == downloads["cleaned_by_next_download"] == 1
     nan = saved["nan_injection"]
-    assert nan["caught_step"] == nan["injected_step"] and f"step {nan['injected_step']}" in nan["message"]
+    assert nan["caught_step"] == nan["injected_step"] and f"step {nan['injected_step']}" in nan[
+        "message"]
     assert nan["checkpoint_epoch"] == nan["expected_checkpoint_epoch"]
     assert nan["checkpoint_finite"] and nan["checkpoint_equals_clean_run"]
     assert saved["config"]["train_size"] == 1000 and saved["jax_version"]

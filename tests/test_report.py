@@ -1,4 +1,5 @@
-"""experiments.report and experiments.figures: the reproduction report and figures from saved results."""
+"""experiments.report and experiments.figures: the reproduction report and figures from saved
+results."""
 
 import pytest
 
@@ -7,10 +8,12 @@ from experiments import figures, report, result_files
 
 def ch1_record(id_: str, book, accuracy: list[float]) -> dict:
     """A chapter-1 record as experiments.ch1 saves it, with two seeds of per-epoch accuracy."""
-    per_seed = [{"seed": s, "peak": max(accuracy) - s, "accuracy": [a - s for a in accuracy]} for s in (0, 1)]
-    return {"id": id_, "book": book, "note": "", "metric": "peak", **result_files.summary([r["peak"] for r in per_seed]),
-            "seeds": [0, 1], "per_seed": per_seed, "config": {"sizes": [784, 30, 10], "eta": 3.0},
-            "wall_s": 3.0, "device": "cpu", "jax_version": "0.0", "machine": "test machine"}
+    per_seed = [{"seed": s, "peak": max(accuracy) - s, "accuracy": [a - s for a in accuracy]}
+                for s in (0, 1)]
+    return {"id": id_, "book": book, "note": "", "metric": "peak",
+            **result_files.summary([r["peak"] for r in per_seed]), "seeds": [0, 1],
+            "per_seed": per_seed, "config": {"sizes": [784, 30, 10], "eta": 3.0}, "wall_s": 3.0,
+            "device": "cpu", "jax_version": "0.0", "machine": "test machine"}
 
 
 def test_report_lists_every_book_row_with_figures(tmp_path):
@@ -36,9 +39,11 @@ def test_report_refuses_bad_options(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_run_writes_quick_results_then_reports(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "CHAPTERS", {"ch4": report.CHAPTERS["ch4"]})  # seconds, no MNIST needed
+    # seconds, no MNIST needed
+    monkeypatch.setattr(report, "CHAPTERS", {"ch4": report.CHAPTERS["ch4"]})
     text = report.main(["--run", "--quick", "--results", str(tmp_path)])
-    assert (tmp_path / "ch4.json").exists() and "| 4a | 0.4 (not comparable) |" in text  # a smoke run
+    # a smoke run
+    assert (tmp_path / "ch4.json").exists() and "| 4a | 0.4 (not comparable) |" in text
     assert "![ch4_steps_bumps](ch4_steps_bumps.png)" in text
 
 

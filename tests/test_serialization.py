@@ -13,7 +13,8 @@ from nnjax.network import Network
 
 NETS = [
     Network((5, 4, 3), activations.SIGMOID, activations.SIGMOID, costs.CROSS_ENTROPY),
-    Network((5, 4, 4, 3), activations.TANH, activations.softmax_at(2.0), costs.log_likelihood_at(2.0)),
+    Network((5, 4, 4, 3), activations.TANH, activations.softmax_at(2.0),
+            costs.log_likelihood_at(2.0)),
     Network((5, 3), activations.RELU, activations.LINEAR, costs.QUADRATIC),
 ]
 
@@ -29,7 +30,8 @@ def test_round_trip_is_exact(tmp_path, net, dtype):
     chex.assert_trees_all_equal(loaded, params)
     assert loaded[0]["w"].dtype == dtype
     x = jax.random.uniform(jax.random.key(1), (7, net.sizes[0]), dtype)
-    chex.assert_trees_all_equal(network.feedforward(loaded, x, net2), network.feedforward(params, x, net))
+    chex.assert_trees_all_equal(network.feedforward(loaded, x, net2),
+                                network.feedforward(params, x, net))
 
 
 def test_missing_directory_raises(tmp_path):

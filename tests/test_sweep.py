@@ -20,7 +20,8 @@ def problem():
     x = jax.random.uniform(jax.random.key(0), (N, 8))
     y = jnp.argmax(x[:, :3], axis=1).astype(jnp.int32)
     keys = jax.random.split(jax.random.key(1), 3)
-    inits = [init.init_params(k, NET.sizes, "default") for k in jax.random.split(jax.random.key(2), 3)]
+    inits = [init.init_params(k, NET.sizes, "default")
+             for k in jax.random.split(jax.random.key(2), 3)]
     return x, y, keys, inits
 
 
@@ -32,18 +33,22 @@ def test_member_i_equals_configuration_i_trained_alone(problem):
     evaluate = partial(network.evaluate, net=NET)
     grad = backprop.make_grad(NET)
     opt = optim.sgd(0.1, lmbda=1.0, n=N)
-    state = sweep.init(sweep.stack(inits), opt, {"learning_rate": jnp.array(etas), "lmbda": jnp.array(lmbdas)}, keys)
+    state = sweep.init(sweep.stack(inits), opt, {"learning_rate": jnp.array(etas),
+                                                 "lmbda": jnp.array(lmbdas)}, keys)
     state, hist = train.fit(train.make_epoch(grad, opt, 10, members=True), state, (x, y), epochs=2,
-                            pieces=[monitor.Evaluate(evaluate, (x, y), True, optim.l2_penalty, members=True)])
+                            pieces=[monitor.Evaluate(evaluate, (x, y), True, optim.l2_penalty,
+                                                     members=True)])
     params = state.params
     assert sweep.size(params) == 3 and len(hist["evaluation_accuracy"]) == 2
     for i, (eta, lmbda) in enumerate(zip(etas, lmbdas)):  # the same driver, one network
         one = optim.sgd(eta, lmbda=lmbda, n=N)
-        alone, h = train.fit(train.make_epoch(grad, one, 10), train.State(inits[i], one.init(inits[i]), keys[i]),
-                             (x, y), epochs=2, pieces=[monitor.Evaluate(evaluate, (x, y), True, optim.l2_penalty)])
+        alone, h = train.fit(train.make_epoch(grad, one, 10),
+                             train.State(inits[i], one.init(inits[i]), keys[i]), (x, y), epochs=2,
+                             pieces=[monitor.Evaluate(evaluate, (x, y), True, optim.l2_penalty)])
         chex.assert_trees_all_close(sweep.member(params, i), alone.params, rtol=1e-5, atol=1e-6)
         assert [acc[i] for acc in hist["evaluation_accuracy"]] == h["evaluation_accuracy"]
-        np.testing.assert_allclose([c[i] for c in hist["training_cost"]], h["training_cost"], rtol=1e-5)
+        np.testing.assert_allclose([c[i] for c in hist["training_cost"]], h["training_cost"],
+                                   rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -52,8 +57,10 @@ def test_members_really_differ(problem):
     x, y, keys, inits = problem
     same = sweep.stack([inits[0]] * 2)
     opt = optim.sgd(0.1)
-    state = sweep.init(same, opt, {"learning_rate": jnp.array([0.1, 1.0])}, jnp.stack([keys[0], keys[0]]))
-    params = train.fit(train.make_epoch(backprop.make_grad(NET), opt, 10, members=True), state, (x, y), epochs=1)[0].params
+    state = sweep.init(same, opt, {"learning_rate": jnp.array([0.1, 1.0])},
+                       jnp.stack([keys[0], keys[0]]))
+    params = train.fit(train.make_epoch(backprop.make_grad(NET), opt, 10, members=True),
+                       state, (x, y), epochs=1)[0].params
     assert not np.allclose(sweep.member(params, 0)[0]["w"], sweep.member(params, 1)[0]["w"])
 
 
@@ -68,4 +75,5 @@ def test_stack_member_round_trip(problem):
 def test_wrong_number_of_values_raises(problem):
     x, y, keys, inits = problem
     with pytest.raises(ValueError, match=r"must have shape \(3,\)"):
-        sweep.init(sweep.stack(inits), optim.sgd(0.1), {"learning_rate": jnp.array([0.1, 0.2])}, keys)
+        sweep.init(sweep.stack(inits), optim.sgd(0.1), {"learning_rate": jnp.array([0.1, 0.2])},
+                   keys)

@@ -49,7 +49,8 @@ def test_output_error_three_ways(output, cost_):
     z = z_values(10, seed=1)
     y = jax.nn.one_hot(3, 10, dtype=jnp.float64)
     c_of_z = lambda v: cost_.fn(v, output.fn(v), y)
-    np.testing.assert_allclose(cost_.delta(z, output.fn(z), y, output), jax.grad(c_of_z)(z), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cost_.delta(z, output.fn(z), y, output), jax.grad(c_of_z)(z),
+                               rtol=1e-10, atol=1e-12)
     check_grads(c_of_z, (z,), order=1, modes=["rev"], eps=1e-6)
 
 
@@ -78,7 +79,8 @@ def test_backprop_three_ways(hidden, output, cost_, form):
 
 def test_softmax_temperature_limits():
     z = jnp.array([1.0, 3.0, 2.0])
-    np.testing.assert_allclose(A.softmax_at(1e6).fn(z), np.full(3, 1 / 3), atol=1e-6)  # hot: uniform
+    # hot: uniform
+    np.testing.assert_allclose(A.softmax_at(1e6).fn(z), np.full(3, 1 / 3), atol=1e-6)
     np.testing.assert_allclose(A.softmax_at(1e-3).fn(z), [0.0, 1.0, 0.0], atol=1e-6)  # cold: argmax
     np.testing.assert_allclose(A.softmax_at(2.0).fn(z), jax.nn.softmax(z / 2.0))
     assert A.softmax_at(2.0) is A.get("softmax(c=2.0)") and A.softmax_at(1.0) is A.SOFTMAX
@@ -100,7 +102,8 @@ def test_bad_temperature_raises(bad):
         A.softmax_at(bad)
 
 
-@pytest.mark.parametrize("lookup, name", [(A.get, "softmax(c=hot)"), (costs.get, "log_likelihood(c=)")])
+@pytest.mark.parametrize("lookup, name", [(A.get, "softmax(c=hot)"), (costs.get,
+                                                                      "log_likelihood(c=)")])
 def test_bad_temperature_names_raise_clearly(lookup, name):
     with pytest.raises(ValueError, match="bad temperature|unknown"):
         lookup(name)

@@ -23,7 +23,8 @@ def toy(n=200, seed=0):
 
 
 NET = Network((4, 5, 2))
-pytestmark = pytest.mark.usefixtures("check_key_reuse")  # shuffling and per-step keys must never reuse a key
+# shuffling and per-step keys must never reuse a key
+pytestmark = pytest.mark.usefixtures("check_key_reuse")
 
 
 def test_step_is_the_books_update_rule():
@@ -63,7 +64,8 @@ def test_unrolled_epoch_gives_the_same_parameters(stochastic):
     x, y = toy(95)  # 9 steps: unroll 4 leaves a remainder of one step
     opt = optim.sgd(1.0)
     plain = backprop.make_grad(NET)
-    grad = (lambda p, xb, yb, key: plain(p, xb, yb)) if stochastic else plain  # takes the per-step key
+    # takes the per-step key
+    grad = (lambda p, xb, yb, key: plain(p, xb, yb)) if stochastic else plain
     params = init.init_params(jax.random.key(0), NET.sizes)
     runs = [train.make_epoch(grad, opt, 10, stochastic=stochastic, unroll=u)(
         train.State(params, opt.init(params), jax.random.key(1)), x, y).params for u in (1, 4)]
@@ -74,9 +76,12 @@ def test_fit_does_not_recompile(caplog):
     x, y = toy()
     params = init.init_params(jax.random.key(0), NET.sizes)
     with jax.log_compiles(True), caplog.at_level(logging.WARNING, logger="jax"):
-        fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), epochs=4, batch_size=10,
-                  key=jax.random.key(1), evaluate=partial(network.evaluate, net=NET), evaluation_data=(x, y))
-    epoch_compiles = [r for r in caplog.records if "Compiling" in r.getMessage() and "epoch" in r.getMessage()]
+        fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), epochs=4,
+                    batch_size=10,
+                  key=jax.random.key(1), evaluate=partial(network.evaluate, net=NET),
+                    evaluation_data=(x, y))
+    epoch_compiles = [r for r in caplog.records if "Compiling" in r.getMessage()
+                      and "epoch" in r.getMessage()]
     assert len(epoch_compiles) == 1
 
 
@@ -84,7 +89,8 @@ def test_fit_learns_and_is_reproducible():
     x, y = toy()
     params = init.init_params(jax.random.key(0), NET.sizes)
     kwargs = dict(epochs=5, batch_size=10, key=jax.random.key(3),
-                  evaluate=partial(network.evaluate, net=NET), evaluation_data=(x, y), monitor_training=True)
+                  evaluate=partial(network.evaluate, net=NET), evaluation_data=(x, y),
+                  monitor_training=True)
     p1, h1 = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **kwargs)
     p2, h2 = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **kwargs)
     assert h1["evaluation_accuracy"][-1] == 200
@@ -92,7 +98,8 @@ def test_fit_learns_and_is_reproducible():
     assert set(h1) == {"epoch", "seconds", "evaluation_accuracy", "evaluation_cost",
                        "training_accuracy", "training_cost"}
     chex.assert_trees_all_equal(p1, p2)  # same key, same result, bit for bit
-    p3, _ = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y), **{**kwargs, "key": jax.random.key(4)})
+    p3, _ = fitting.fit(params, backprop.make_grad(NET), optim.sgd(1.0), (x, y),
+                        **{**kwargs, "key": jax.random.key(4)})
     assert not np.array_equal(p1[0]["w"], p3[0]["w"])
 
 
@@ -114,8 +121,10 @@ def test_stochastic_gradients_get_distinct_keys_per_step():
 def test_on_epoch_reports_each_epoch():
     x, y = toy()
     seen = []
-    fitting.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET), optim.sgd(1.0), (x, y),
-              epochs=3, batch_size=20, key=jax.random.key(0), evaluate=partial(network.evaluate, net=NET),
+    fitting.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET),
+                optim.sgd(1.0), (x, y),
+              epochs=3, batch_size=20, key=jax.random.key(0),
+                evaluate=partial(network.evaluate, net=NET),
               evaluation_data=(x, y), on_epoch=seen.append)
     assert [r["epoch"] for r in seen] == [0, 1, 2] and all("evaluation_accuracy" in r for r in seen)
 
@@ -130,7 +139,8 @@ def test_fit_refuses_bad_arguments(kwargs, match):
     x, y = toy()
     args = dict(epochs=1, batch_size=10, key=jax.random.key(0))
     with pytest.raises(ValueError, match=match):
-        fitting.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET), optim.sgd(1.0),
+        fitting.fit(init.init_params(jax.random.key(0), NET.sizes), backprop.make_grad(NET),
+                    optim.sgd(1.0),
                   (x, y), **{**args, **kwargs})
 
 

@@ -29,12 +29,15 @@ def scripted(accuracies):
 
 
 def run(accuracies, epochs=50, opt=None, **kw):
-    return fitting.fit(PARAMS, ones_grad, opt or optim.sgd(0.5), (X, Y), epochs=epochs, batch_size=5,
-                     key=jax.random.key(0), evaluate=scripted(accuracies), evaluation_data=(X, Y), **kw)
+    return fitting.fit(PARAMS, ones_grad, opt or optim.sgd(0.5), (X, Y), epochs=epochs,
+                       batch_size=5,
+                     key=jax.random.key(0), evaluate=scripted(accuracies), evaluation_data=(X, Y),
+                       **kw)
 
 
 @pytest.mark.parametrize("acc, since, want", [
-    ([], 0, 0), ([1, 2, 3], 0, 0), ([3, 2, 1], 0, 2), ([1, 3, 3], 0, 1), ([5, 1, 1, 1], 3, 1), ([5, 1, 1, 1], 0, 3),
+    ([], 0, 0), ([1, 2, 3], 0, 0), ([3, 2, 1], 0, 2), ([1, 3, 3], 0, 1), ([5, 1, 1, 1], 3,
+                                                                          1), ([5, 1, 1, 1], 0, 3),
 ])
 def test_epochs_without_improvement(acc, since, want):
     assert monitor.epochs_without_improvement(acc, since) == want
@@ -65,10 +68,13 @@ def test_reported_costs_include_the_penalty_scaled_by_each_set_size():
     lmbda, w = 5.0, jnp.full((2, 3), 0.1)
     params = ({"w": w, "b": jnp.ones((2,))},)
     x_eval = jnp.zeros((7, 3))
-    _, hist = fitting.fit(params, lambda p, x, y: jax.tree.map(jnp.zeros_like, p), optim.sgd(0.1), (X, Y),
+    _, hist = fitting.fit(params, lambda p, x, y: jax.tree.map(jnp.zeros_like, p),
+                          optim.sgd(0.1), (X, Y),
                         epochs=1, batch_size=5, key=jax.random.key(0),
-                        evaluate=lambda p, x, y: (0, 1.0), evaluation_data=(x_eval, jnp.zeros(7, jnp.int32)),
-                        monitor_training=True, penalty=lambda p, size: optim.l2_penalty(p, lmbda, size))
+                        evaluate=lambda p, x, y: (0, 1.0),
+                          evaluation_data=(x_eval, jnp.zeros(7, jnp.int32)),
+                        monitor_training=True, penalty=lambda p,
+                          size: optim.l2_penalty(p, lmbda, size))
     sq = float(jnp.sum(w**2))
     np.testing.assert_allclose(hist["evaluation_cost"], [1.0 + lmbda / (2 * 7) * sq], rtol=1e-6)
     np.testing.assert_allclose(hist["training_cost"], [1.0 + lmbda / (2 * 20) * sq], rtol=1e-6)
@@ -86,7 +92,8 @@ def test_bad_stopping_options_raise(kw, match):
 
 def test_stopping_rules_need_evaluation_data_and_the_schedule_needs_injected_eta():
     with pytest.raises(ValueError, match="pass evaluation_data"):
-        fitting.fit(PARAMS, ones_grad, optim.sgd(0.5), (X, Y), epochs=2, batch_size=5, key=jax.random.key(0),
+        fitting.fit(PARAMS, ones_grad, optim.sgd(0.5), (X, Y), epochs=2, batch_size=5,
+                    key=jax.random.key(0),
                   stop_after=3)
     with pytest.raises(ValueError, match="needs η in the optimiser state"):
         run([1] * 10, opt=optax.sgd(0.5), halve_eta_after=2)

@@ -83,7 +83,8 @@ def test_tower_neuron_has_the_books_bias():
     c = towers([0.2, 0.5], [0.3, 0.8], [[0.9]], tower_w=80.0)
     second = c.params[1]
     np.testing.assert_allclose(second["b"], [-1.5 * 80.0])  # b ≈ −3h/2
-    np.testing.assert_allclose(second["w"], [[80.0, -80.0, 80.0, -80.0]])  # +h, −h on each bump's steps
+    # +h, −h on each bump's steps
+    np.testing.assert_allclose(second["w"], [[80.0, -80.0, 80.0, -80.0]])
 
 
 def test_towers_reject_bad_input():
@@ -99,7 +100,8 @@ def test_parallel_adds_weighted_outputs():
     x = jnp.linspace(0, 1, 101)[:, None]
     both = parallel([a, b])
     assert both.net.sizes == (1, 6, 1)
-    np.testing.assert_allclose(weighted_output(both, x), weighted_output(a, x) + weighted_output(b, x), atol=1e-5)
+    np.testing.assert_allclose(weighted_output(both, x), weighted_output(a, x)
+                               + weighted_output(b, x), atol=1e-5)
     t1, t2 = towers([0, 0.5], [0, 0.5], [[1.0]]), towers([0.2, 1.0], [0.4, 0.9], [[-2.0]])
     pts = jax.random.uniform(jax.random.key(0), (50, 2))
     np.testing.assert_allclose(weighted_output(parallel([t1, t2]), pts),
@@ -115,11 +117,14 @@ def test_a_construction_is_an_ordinary_network():
     c = towers([0.2, 0.5, 0.9], [0.3, 0.8], [[0.9], [-0.4]])
     network.check_params(c.params, c.net)
     pts = jax.random.uniform(jax.random.key(1), (20, 2))
-    np.testing.assert_allclose(network.feedforward(c.params, pts, c.net)[:, 0], apply(c, pts), rtol=1e-5)
+    np.testing.assert_allclose(network.feedforward(c.params, pts, c.net)[:, 0], apply(c, pts),
+                               rtol=1e-5)
 
 
 def test_wiggly_prime_is_its_derivative():
     z = jnp.linspace(-6.0, 6.0, 241, dtype=jnp.float64)
-    np.testing.assert_allclose(wiggly_prime(z), jax.vmap(jax.grad(wiggly))(z), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(wiggly_prime(z), jax.vmap(jax.grad(wiggly))(z), rtol=1e-10,
+                               atol=1e-12)
     check_grads(wiggly, (jnp.array([-2.3, -0.4, 0.7, 3.1], jnp.float64),), order=1, modes=["rev"])
-    assert float(wiggly(jnp.array(0.3))) != pytest.approx(float(jax.nn.sigmoid(0.3)))  # really wiggles
+    # really wiggles
+    assert float(wiggly(jnp.array(0.3))) != pytest.approx(float(jax.nn.sigmoid(0.3)))

@@ -64,7 +64,8 @@ def test_chain_bias_gradients_match_autodiff():
         return 0.5 * (a[-1] - y) ** 2
 
     a_last = chain_forward(w, b, x)[1][-1]
-    np.testing.assert_allclose(chain_bias_gradients(w, b, x, a_last - y), jax.grad(cost)(b), rtol=1e-10)
+    np.testing.assert_allclose(chain_bias_gradients(w, b, x, a_last - y), jax.grad(cost)(b),
+                               rtol=1e-10)
 
 
 def test_small_weights_make_the_gradient_vanish():
@@ -89,7 +90,8 @@ def test_all_w_100_with_z_0_explodes_by_25_per_layer():
 
 @pytest.mark.parametrize("w", [4.5, 6.9, 10.0, 50.0, -8.0])
 def test_width_formula_matches_brute_force(w):
-    assert float(measured_width(w, b=1.3)) == pytest.approx(float(large_gradient_width(w)), abs=2e-4)
+    assert float(measured_width(w, b=1.3)) == pytest.approx(float(large_gradient_width(w)),
+                                                            abs=2e-4)
 
 
 def test_width_is_zero_up_to_4_and_largest_045_near_69():

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NET = network.Network((6, 5, 3))
 PARAMS = init.init_params(jax.random.key(0), NET.sizes)
 VALID = RunConfig("v", (784, 30, 10), eta=3.0, epochs=2)
-SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: conftest's profile
+# examples: conftest's profile
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def assert_clear(call, *names):
@@ -34,7 +35,8 @@ def assert_clear(call, *names):
     assert any(n in str(e) for n in names), f"{names} not in: {e}"
     assert not isinstance(e, jax.errors.JaxRuntimeError)
     origin = Path(traceback.extract_tb(e.__traceback__)[-1].filename)
-    assert "jax" not in origin.parts[-3:-1] and "jaxlib" not in origin.parts, f"raised inside JAX: {origin}"
+    assert "jax" not in origin.parts[-3:-
+                                     1] and "jaxlib" not in origin.parts, f"raised inside JAX: {origin}"
 
 
 # ---------------------------------------------------------------- random bad arrays
@@ -49,7 +51,8 @@ def make(shape, dtype, high=3):
 
 def fits_net(x, y) -> bool:
     """An independent statement of what fit and the network functions accept."""
-    ok_x = x.ndim == 2 and x.shape[0] >= 1 and x.shape[1] == 6 and np.issubdtype(x.dtype, np.floating)
+    ok_x = x.ndim == 2 and x.shape[0] >= 1 and x.shape[1] == 6 and np.issubdtype(x.dtype,
+                                                                                 np.floating)
     labels = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
     vectors = y.ndim == 2 and y.shape[1] == 3 and np.issubdtype(y.dtype, np.floating)
     return ok_x and (labels or vectors) and y.shape[:1] == x.shape[:1]
@@ -78,7 +81,8 @@ def test_layer_sizes_that_do_not_chain(sizes):
     assert_clear(lambda: network.check_params(params, NET), "params")
     assert_clear(lambda: network.evaluate(params, x, y, net=NET), "params")
     if sizes[0] == 6:  # the data fits the first layer: only the params' own chain can be wrong
-        assert_clear(lambda: fitting.fit(params, autodiff.make_grad(NET), optim.sgd(1.0), (x, y), epochs=1,
+        assert_clear(lambda: fitting.fit(params, autodiff.make_grad(NET), optim.sgd(1.0), (x, y),
+                                         epochs=1,
                                        batch_size=2, key=jax.random.key(0)), "params")
 
 
@@ -87,7 +91,8 @@ def test_layer_sizes_that_do_not_chain(sizes):
        st.sampled_from([0, 1.5, "key", np.zeros(3, np.uint32), None, "keys"]))
 def test_bad_fit_arguments(batch_size, epochs, key):
     x, y = make((10, 6), np.float32), make((10,), np.int32)
-    good_batch = isinstance(batch_size, int) and not isinstance(batch_size, bool) and 1 <= batch_size <= 10
+    good_batch = isinstance(batch_size, int) and not isinstance(batch_size,
+                                                                bool) and 1 <= batch_size <= 10
     good_epochs = isinstance(epochs, int) and epochs >= 0
     key = jax.random.split(jax.random.key(0), 2) if isinstance(key, str) and key == "keys" else key
     fit = partial(fitting.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), (x, y))
@@ -97,8 +102,8 @@ def test_bad_fit_arguments(batch_size, epochs, key):
 
 def test_fit_argument_errors_spelled_out(tmp_path):
     x, y = make((10, 6), np.float32), make((10,), np.int32)
-    fit = partial(fitting.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), epochs=1, batch_size=2,
-                  key=jax.random.key(0))
+    fit = partial(fitting.fit, PARAMS, autodiff.make_grad(NET), optim.sgd(1.0), epochs=1,
+                  batch_size=2, key=jax.random.key(0))
     assert_clear(lambda: fit((x,)), "training_data must be a pair")
     assert_clear(lambda: fit((x, -y - 1)), "training_data: labels y must be >= 0")
     bad = x.copy()
@@ -106,24 +111,31 @@ def test_fit_argument_errors_spelled_out(tmp_path):
     assert_clear(lambda: fit((bad, y)), "training_data: x holds 1 NaN/Inf")
     assert_clear(lambda: fit((x, y), batch_size=11), "batch_size must be an integer in [1, 10]")
     evaluate = partial(network.evaluate, net=NET)
-    assert_clear(lambda: fit((x, y), evaluate=evaluate, evaluation_data=(x[:, :5], y)), "evaluation_data")
+    assert_clear(lambda: fit((x, y), evaluate=evaluate, evaluation_data=(x[:, :5], y)),
+                 "evaluation_data")
     assert_clear(lambda: fit((x, y), evaluation_data=(x, y)), "evaluate")
-    assert_clear(lambda: fit((x, y), checkpoint_dir=tmp_path, checkpoint_every=0), "checkpoint_every")
+    assert_clear(lambda: fit((x, y), checkpoint_dir=tmp_path, checkpoint_every=0),
+                 "checkpoint_every")
 
     def narrow_grad(params, xb, yb):
         return tuple({"w": layer["w"][:, :1], "b": layer["b"]} for layer in params)
 
-    assert_clear(lambda: fitting.fit(PARAMS, narrow_grad, optim.sgd(1.0), (x, y), epochs=1, batch_size=2,
-                                   key=jax.random.key(0)), "the gradient function must return a pytree shaped like params")
-    assert_clear(lambda: network.check_data((x, y + 3), NET, "test set"), "test set: labels y must lie in [0, 3)")
-    assert_clear(lambda: network.check_data((x, make((10, 4), np.float32)), NET), "targets y have 4 columns")
+    assert_clear(lambda: fitting.fit(PARAMS, narrow_grad, optim.sgd(1.0), (x, y), epochs=1,
+                                     batch_size=2,
+                                   key=jax.random.key(0)), "the gradient function must return a "
+                                                           "pytree shaped like params")
+    assert_clear(lambda: network.check_data((x, y + 3), NET, "test set"), "test set: labels y must "
+                                                                          "lie in [0, 3)")
+    assert_clear(lambda: network.check_data((x, make((10, 4), np.float32)), NET), "targets y have "
+                                                                                  "4 columns")
 
 
 def test_other_constructors():
     assert_clear(lambda: network.Network((6, True, 3)), "sizes")
     assert_clear(lambda: network.Network(None), "sizes")
     assert_clear(lambda: network.Network((6, 3), activation="sigmoid"), "activation")
-    assert_clear(lambda: network.Network((6, 3), activation=activations.SOFTMAX), "hidden activation")
+    assert_clear(lambda: network.Network((6, 3), activation=activations.SOFTMAX),
+                 "hidden activation")
     assert_clear(lambda: network.Network((6, 3), cost=costs.LOG_LIKELIHOOD), "cost")
     assert_clear(lambda: init.init_params(0, (6, 3)), "key")
     assert_clear(lambda: init.init_params(jax.random.key(0), (6, True)), "sizes")
@@ -182,10 +194,13 @@ BAD_FIELDS = {
 
 
 @SETTINGS
-@given(st.sampled_from(sorted(BAD_FIELDS)).flatmap(lambda f: st.tuples(st.just(f), st.sampled_from(BAD_FIELDS[f]))))
+@given(st.sampled_from(sorted(BAD_FIELDS)).flatmap(lambda f: st.tuples(st.just(f),
+    st.sampled_from(BAD_FIELDS[f]))))
 def test_bad_config_fields(bad):
     field, value = bad
-    names = (field, "output") if field == "cost" else (field, "activation") if field == "activation" else (field,)
+    names = (field, "output") if field == "cost" else (field,
+                                                       "activation") if field == "activation" else (
+                                                           field,)
     assert_clear(lambda: dataclasses.replace(VALID, **{field: value}), *names)
 
 
@@ -198,9 +213,11 @@ def test_unknown_config_fields(name, value):
 
 
 def test_override_parses_and_checks():
-    cfg = run_config.override(VALID, ["eta=0.5", "sizes=784,100,10", "train_size=1000", "book=none", "l1=True",
+    cfg = run_config.override(VALID, ["eta=0.5", "sizes=784,100,10", "train_size=1000", "book=none",
+                                      "l1=True",
                                   "lmbda=5"])
-    assert (cfg.eta, cfg.sizes, cfg.train_size, cfg.book, cfg.l1, cfg.lmbda) == (0.5, (784, 100, 10), 1000, None,
+    assert (cfg.eta, cfg.sizes, cfg.train_size, cfg.book, cfg.l1,
+            cfg.lmbda) == (0.5, (784, 100, 10), 1000, None,
                                                                                  True, 5.0)
     assert_clear(lambda: run_config.override(VALID, ["l1=yes"]), "l1")
     assert_clear(lambda: run_config.override(VALID, ["eta"]), "FIELD=VALUE")
