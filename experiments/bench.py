@@ -223,9 +223,8 @@ def training_images(data_dir):
     except data.DataError:
         rng = np.random.default_rng(0)
         x = rng.random((50_000, 784), dtype=np.float32)
-        y, source = rng.integers(0, 10, 50_000).astype(
-                                                       np.
-                                                       int32), "random data of MNIST's shape (MNIST not found)"
+        y = rng.integers(0, 10, 50_000).astype(np.int32)
+        source = "random data of MNIST's shape (MNIST not found)"
     return lambda k: (x[:k], y[:k]), source
 
 
@@ -306,8 +305,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (few steps, one "
                                                         "repeat)")
     p.add_argument("--out", default="results", help="directory for bench.json and bench.md")
-    p.add_argument("--repeats", type=command_line.positive_int, default=3, help="timed runs per "
-                                                                                "row (best is kept)")
+    p.add_argument("--repeats", type=command_line.positive_int, default=3,
+                   help="timed runs per row (best is kept)")
     p.add_argument("--steps", type=command_line.positive_int, default=5000, help="mini-batches "
                                                                                  "timed by the "
                                                                                  "fast FC rows")

@@ -170,8 +170,9 @@ def measure(programs: dict, x, y, rounds: int, steps: int) -> dict:
     times = {name: [] for name in programs}
     for _ in range(rounds):
         for name, (run, lead, _) in compiled.items():
-            times[name].append(bench.best_of(lambda: jax.block_until_ready(run(*lead, x, y)), 1,
-                                             1e6 / steps))
+            def once(run=run, lead=lead):
+                return jax.block_until_ready(run(*lead, x, y))
+            times[name].append(bench.best_of(once, 1, 1e6 / steps))
     return {name: {"us_per_step": min(t["seconds"] for t in times[name]),
                    "cpu_us_per_step": min(t["cpu_seconds"] for t in times[name]),
                    "kernels_per_iteration": loop_kernels(compiled[name][0]),

@@ -79,8 +79,8 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=command_line.positive_int, default=3, help="timed runs per "
                                                                                "point (best is "
                                                                                "kept)")
-    p.add_argument("--steps", type=command_line.positive_int, default=1000, help="mini-batches "
-                                                                                 "timed per members/width point")
+    p.add_argument("--steps", type=command_line.positive_int, default=1000,
+                   help="mini-batches timed per members/width point")
     p.add_argument("--out", default="results", help="directory for bench_scaling.json")
     p.add_argument("--data-dir", default=None, help="MNIST directory (default: $NNJAX_DATA_DIR, "
                                                     "else random data)")

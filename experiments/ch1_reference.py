@@ -112,8 +112,8 @@ def comparison(records: list[dict], nnjax_records: list[dict]) -> str:
             best3 = f"{b3['expected_best']:.2f}%" if b3 else "–"
             book = "–" if r.get("book") is None else f"{r['book']:.2f}%"
             lines.append(f"| {r['id']} | {name} | {s['seeds']} | {s['min']:.2f}% | "
-                         f"{s['median']:.2f}% | " f"{s['mean']:.2f} ± {s['std']:.2f} | "
-                                                  f"{s['best']:.2f}% | {best3} | {reach} | {book} |")
+                         f"{s['median']:.2f}% | {s['mean']:.2f} ± {s['std']:.2f} | "
+                         f"{s['best']:.2f}% | {best3} | {reach} | {book} |")
     return ("Per-seed peak test accuracy. \"Expected best of 3\" averages the best peak over every "
             "choice of 3 of the seeds; \"triples reaching the book\" is the share of those choices "
             "whose best is at least the book's figure.\n\n" + "\n".join(lines) + "\n")

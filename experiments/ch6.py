@@ -288,7 +288,8 @@ class BestEpoch(train.Piece):
     """
 
     def __init__(self, cfg: ConvConfig, datasets, seeds: list[int], outputs):
-        self.cfg, self.datasets, self.seeds, self.outputs, self.ensemble = cfg, datasets, seeds, outputs, len(seeds) > 1
+        self.cfg, self.datasets, self.seeds, self.outputs = cfg, datasets, seeds, outputs
+        self.ensemble = len(seeds) > 1
         self.hist = {"validation_accuracy": [], "test_accuracy": [], "seconds": []}
         if self.ensemble:
             self.hist.update({"member_validation_accuracy": [], "member_test_accuracy": [],
@@ -665,9 +666,8 @@ def main(argv=None) -> list[dict]:
                                                    key=lambda c: order.index(c.id)), quick)
     seeds = parse_seed_list(p, args.seed_list) if args.seed_list else list(range(1 if args.quick
                                                                                  else args.seeds))
-    root = Path(
-                args.
-                checkpoint_dir) if args.checkpoint_dir else None if args.quick else default_runs_dir()
+    root = (Path(args.checkpoint_dir) if args.checkpoint_dir
+            else None if args.quick else default_runs_dir())
     store = Path(args.out) / STORE
     if root and not args.resume:
         refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds)

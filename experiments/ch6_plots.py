@@ -45,8 +45,8 @@ def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 1
     for ax, (index, label, predicted) in zip(axes.flat, errors):
         ax.imshow(test_images[index].reshape(28, 28), cmap="Greys", vmin=0, vmax=1)
         ax.set_title(f"{label} → {predicted}", fontsize=8)
-    shown = f"the {len(errors)}" if len(errors) == len(
-                                                       all_errors) else f"{len(errors)} of the {len(all_errors)}"
+    shown = (f"the {len(errors)}" if len(errors) == len(all_errors)
+             else f"{len(errors)} of the {len(all_errors)}")
     fig.suptitle(f"{record['id']}: {shown} misclassified test digits (true → predicted), "
                  f"test {best_run(record)[METRIC]:.2f}%", fontsize=9)
     return save(fig, path)

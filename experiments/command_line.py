@@ -169,12 +169,15 @@ def fits_mnist(cfg) -> str:
     validation or test images), or "" if it can; known without loading the data."""
     sizes = getattr(cfg, "sizes", None)
     if sizes and sizes[0] != MNIST_SHAPE["inputs"]:
-        return f"sizes={','.join(map(str, sizes))}: the input layer must have 784 neurons (MNIST's 28×28 pixels)"
+        return (f"sizes={','.join(map(str, sizes))}: the input layer must have 784 neurons "
+                "(MNIST's 28×28 pixels)")
     if sizes and sizes[-1] != MNIST_SHAPE["classes"]:
-        return f"sizes={','.join(map(str, sizes))}: the output layer must have 10 neurons (MNIST's 10 digits)"
+        return (f"sizes={','.join(map(str, sizes))}: the output layer must have 10 neurons "
+                "(MNIST's 10 digits)")
     for field in ("train_size", "eval_size"):
         if (getattr(cfg, field, None) or 0) > MNIST_SHAPE[field]:
-            return f"{field}={getattr(cfg, field)}: MNIST has only {MNIST_SHAPE[field]:,} images there"
+            return (f"{field}={getattr(cfg, field)}: MNIST has only {MNIST_SHAPE[field]:,} "
+                    "images there")
     return ""
 
 

@@ -53,7 +53,9 @@ def optimizer_for(cfg: RunConfig, n: int):
 def penalty_for(cfg: RunConfig):
     """The regularisation term ``(params, λ, size)`` network2.py adds to a reported cost, or None
     without one."""
-    return None if cfg.lmbda == 0 and not cfg.l1 else optim.l1_penalty if cfg.l1 else optim.l2_penalty
+    if cfg.lmbda == 0 and not cfg.l1:
+        return None
+    return optim.l1_penalty if cfg.l1 else optim.l2_penalty
 
 
 def pieces_for(cfg: RunConfig, net: Network, evaluation, *, monitor_training: bool = False,
@@ -68,9 +70,8 @@ def pieces_for(cfg: RunConfig, net: Network, evaluation, *, monitor_training: bo
     if not members:
         pieces += [guard.Guard()] if cfg.nan_guard else []
         pieces += [monitor.EarlyStopping(cfg.stop_after)] if cfg.stop_after is not None else []
-        pieces += [monitor.EtaSchedule(
-                                       cfg.
-                                       halve_eta_after)] if cfg.halve_eta_after is not None else []
+        pieces += ([monitor.EtaSchedule(cfg.halve_eta_after)] if cfg.halve_eta_after is not None
+                   else [])
     if checkpoint_dir is not None:
         pieces.append(checkpoint.Checkpoints(checkpoint_dir, checkpoint_every, resume, pin))
     return pieces

@@ -54,8 +54,8 @@ def saving_on_interrupt(args: argparse.Namespace, chapter: str, ids: Sequence[st
         partial = [r | records.marks for r in stop.records] if isinstance(stop, Interrupted) else []
         what = f"{len(records)} finished record(s)" + (
             f" and the finished epochs of {', '.join(r['id'] for r in partial)}" if partial else "")
-        where = f"saved {what} to {save_finished(args, chapter, records + partial, ids)}" if records or partial \
-            else "nothing had finished"
+        where = (f"saved {what} to {save_finished(args, chapter, records + partial, ids)}"
+                 if records or partial else "nothing had finished")
         ckpt = getattr(args, "checkpoint_dir", None)
         how = (f"run the same command with --resume to continue from the checkpoints in {ckpt}"
                if ckpt and Path(ckpt).is_dir() else

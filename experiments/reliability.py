@@ -255,9 +255,10 @@ def corrupt_files(data_dir: Path, work: Path, trials: int, rng) -> dict:
         for other in set(data.FILE_NAMES) - {name}:
             (cache / f"{other}.gz").symlink_to(data_dir / f"{other}.gz")
         before = sorted(os.listdir(cache))
-        for where, attempt in (("read", lambda: data.read_idx(path, sha256=sha)),
-                               ("download", lambda: data.download_mnist(cache,
-                                   mirrors=((trial / "mirror").as_uri() + "/",)))):
+        mirrors = ((trial / "mirror").as_uri() + "/",)
+        read = functools.partial(data.read_idx, path, sha256=sha)
+        download = functools.partial(data.download_mnist, cache, mirrors=mirrors)
+        for where, attempt in (("read", read), ("download", download)):
             row = tally[where]
             row["trials"] += 1
             try:
@@ -307,8 +308,8 @@ def interrupted_downloads(data_dir: Path, work: Path, trials: int, rng) -> dict:
                 (cache / f"{other}.gz").symlink_to(data_dir / f"{other}.gz")
             proc = spawn("--worker-download", str(cache), "--mirror", url)
             deadline = time.perf_counter() + 60
-            while not list(cache.glob(
-                                      ".*.part")) and proc.poll() is None and time.perf_counter() < deadline:
+            while (not list(cache.glob(".*.part")) and proc.poll() is None
+                   and time.perf_counter() < deadline):
                 time.sleep(0.01)
             time.sleep(float(rng.uniform(0, 0.3)))
             proc.send_signal(signal.SIGKILL)
@@ -339,10 +340,11 @@ def markdown(r: dict) -> str:
              f"final digests equal the uninterrupted run's ({k['killed']} killed before they "
              f"finished; resumed from epochs {k['resumed_from_epochs']}) |",
              f"| same seed in {d['processes']} fresh processes | "
-             f"{'identical' if d['identical'] else 'DIFFERENT'} " "digests; another seed "
-                                                                  f"{'differs' if d['other_seed_differs'] else 'DOES NOT differ'} |"]
+             f"{'identical' if d['identical'] else 'DIFFERENT'} digests; another seed "
+             f"{'differs' if d['other_seed_differs'] else 'DOES NOT differ'} |"]
     for where, row in r["corrupt_files"].items():
-        extra = f", cache left clean {row['cache_left_clean']}/{row['refused']}" if where == "download" else ""
+        extra = (f", cache left clean {row['cache_left_clean']}/{row['refused']}"
+                 if where == "download" else "")
         lines.append(f"| damaged MNIST files ({where}) | refused {row['refused']}/{row['trials']} "
                      f"(naming file and expected hash: {row['named_file_and_hash']}); harmless "
                      "gzip-header flips accepted with genuine content: "
@@ -354,8 +356,8 @@ def markdown(r: dict) -> str:
               f"download: {i['cleaned_by_next_download']}/{i['trials']} |",
               f"| NaN injected at step {n['injected_step']} | caught at step {n['caught_step']}; "
               f"checkpoint of epoch {n['checkpoint_epoch']} (expected "
-              f"{n['expected_checkpoint_epoch']}) finite: " f"{n['checkpoint_finite']}, equal to a "
-                                                            f"clean run: {n['checkpoint_equals_clean_run']} |",
+              f"{n['expected_checkpoint_epoch']}) finite: {n['checkpoint_finite']}, equal to a "
+              f"clean run: {n['checkpoint_equals_clean_run']} |",
               f"| overhead per epoch ({o['n_train']} images) | epoch {o['epoch_s']:.3f} s; guard "
               f"check {1e3 * o['guard_s']:.2f} ms ({100 * o['guard_fraction']:.2f}%); checkpoint "
               f"write {1e3 * o['checkpoint_s']:.1f} ms ({100 * o['checkpoint_fraction']:.2f}%) |",
@@ -378,8 +380,8 @@ def main(argv=None) -> dict | None:
                                                                                  "20; quick 2)")
     p.add_argument("--processes", type=command_line.positive_int, default=None,
                    help="same-seed processes (default 5; quick 2)")
-    p.add_argument("--corrupt", type=command_line.positive_int, default=None, help="damaged-file "
-                                                                                   "trials (default 160; quick 16)")
+    p.add_argument("--corrupt", type=command_line.positive_int, default=None,
+                   help="damaged-file trials (default 160; quick 16)")
     p.add_argument("--downloads", type=command_line.positive_int, default=None,
                    help="killed downloads (default 5; quick 1)")
     p.add_argument("--trial-seed", type=int, default=0, help="seed of the trials' random choices "

@@ -104,8 +104,8 @@ def formatted(r: dict) -> tuple[str, str, str]:
     suffix = "%" if unit == "%" else f" {unit}".rstrip()
     book = "–" if r.get("book") is None or not on_mnist(r) else f"{r['book']:{fmt}}{suffix}"
     best = "–" if r.get("best") is None else f"{r['best']:{fmt}}{suffix}"
-    ms = "–" if r.get("mean") is None or not math.isfinite(r[
-                                                             "mean"]) else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}"
+    ms = ("–" if r.get("mean") is None or not math.isfinite(r["mean"])
+          else f"{r['mean']:{fmt}} ± {r['std']:{fmt}}")
     return book, best, ms
 
 
@@ -164,8 +164,8 @@ def dataset_table(records: list[dict]) -> str:
         lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | "
                      f"{len(r.get('seeds', []))} | " f"{cell(r.get('metric', ''))} | "
                                                      f"{r['wall_s']:.1f} |")
-    return "\n".join(
-                     lines) + f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; {environment()['machine']}.\n"
+    return "\n".join(lines) + (f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; "
+                              f"{environment()['machine']}.\n")
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -180,8 +180,8 @@ def markdown_table(records: list[dict]) -> str:
                      f"{len(r.get('seeds', []))} | " f"{cell(r.get('metric', ''))} | "
                                                      f"{r['wall_s']:.1f} | {note_cell(r)} |")
     dev = records[0]["device"] if records else ""
-    lines.append(
-                 f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; {environment()['machine']}.")
+    lines.append(f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; "
+                 f"{environment()['machine']}.")
     return "\n".join(lines) + "\n"
 
 

@@ -105,8 +105,8 @@ def parse_temperature(name: str) -> tuple[str, float]:
     try:
         return m.group(1), float(m.group(2))
     except ValueError:
-        raise ValueError(
-                         f"bad temperature in {name!r}: write it as e.g. 'softmax(c=2.0)'") from None
+        msg = f"bad temperature in {name!r}: write it as e.g. 'softmax(c=2.0)'"
+        raise ValueError(msg) from None
 
 
 def check_temperature(c: float) -> float:

@@ -38,7 +38,8 @@ def stopped(epoch: int, steps: int, index: int | None, what: str, history: dict,
     """The error for epoch ``epoch`` (``steps`` mini-batches each) whose mini-batch ``index``
     failed."""
     step = None if index is None else epoch * steps + index
-    where = f"epoch {epoch}" if step is None else f"step {step} (epoch {epoch}, mini-batch {index} of {steps})"
+    where = (f"epoch {epoch}" if step is None
+             else f"step {step} (epoch {epoch}, mini-batch {index} of {steps})")
     last = (f"the newest checkpoint, {checkpoint}, was written before it" if checkpoint
             else "no checkpoint was written (pass checkpoint_dir to keep one)")
     return NonFiniteError(f"training stopped at {where}: {what}; {last}", epoch=epoch, step=step,

@@ -67,12 +67,12 @@ class Evaluate(Piece):
             if data is None:
                 continue
             correct, cost = self.score(params, *data)
-            lmbda = run.state.opt_state.hyperparams[
-                                                    "lmbda"] if self.penalty and self.lmbda is None else self.lmbda
+            lmbda = (run.state.opt_state.hyperparams["lmbda"] if self.penalty and self.lmbda is None
+                     else self.lmbda)
             if self.members:
                 cost = cost + self.penalty(params, lmbda, len(data[1])) if self.penalty else cost
-                run.record[f"{name}_accuracy"], run.record[
-                                                           f"{name}_cost"] = correct.tolist(), cost.tolist()
+                run.record[f"{name}_accuracy"] = correct.tolist()
+                run.record[f"{name}_cost"] = cost.tolist()
             else:
                 cost = float(cost) + (float(self.penalty(params, lmbda, len(data[1])))
                                       if self.penalty else 0.0)

@@ -153,8 +153,8 @@ def shard_members(tree, m: Mesh | None = None, axis: str = MEMBERS):
     m = mesh(axis_names=(axis,)) if m is None else m
     sizes = {leaf.shape[0] for leaf in jax.tree_util.tree_leaves(tree)}
     if len(sizes) != 1:
-        raise ValueError(
-                         f"every leaf needs the same leading member axis, got sizes {sorted(sizes)}")
+        raise ValueError(f"every leaf needs the same leading member axis, got sizes "
+                         f"{sorted(sizes)}")
     _check_split("the number of members", sizes.pop(), m, axis)
     return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, NamedSharding(m, P(axis))),
                                   tree)

@@ -122,7 +122,8 @@ def _check(program, state: State, data) -> tuple:
     except Exception as err:
         raise err if isinstance(err, jax.errors.KeyReuseError) else ValueError(
             f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
-            f"the gradient function: one epoch fails to trace with {type(err).__name__}: {err}") from err
+            f"the gradient function: one epoch fails to trace with {type(err).__name__}: "
+            f"{err}") from err
     if signature(grads) != signature(params):
         raise ValueError("the gradient function must return a pytree shaped like params; it turns "
                          f"params {signature(params)} into gradients {signature(grads)}")

@@ -73,9 +73,8 @@ def assert_same(got, expected, what: str) -> None:
 
 def on_every_device(tree, n: int) -> None:
     for leaf in jax.tree_util.tree_leaves(tree):
-        assert len(
-                   leaf.sharding.
-                   device_set) == n and leaf.sharding.is_fully_replicated, leaf.sharding
+        sharding = leaf.sharding
+        assert len(sharding.device_set) == n and sharding.is_fully_replicated, sharding
 
 
 def check_data_parallel_step() -> None:
@@ -177,7 +176,7 @@ def check_member_parallel() -> None:
     grad, opt = backprop.make_grad(NET), optimizer()
     alone_epoch = classic(train.make_epoch(grad, opt, M))
     alone = [alone_epoch(start, opt.init(start), k_train[i], x, y)[0]
-             for i, start in enumerate(jax.tree_util.tree_map(lambda p: p[i], params)
+             for i, start in enumerate(jax.tree_util.tree_map(lambda p, i=i: p[i], params)
                                        for i in range(8))]
     m = parallel.mesh(axis_names=("members",))
     trained, _ = classic(parallel.make_member_epoch(grad, opt, M, m))(params,
@@ -186,15 +185,15 @@ def check_member_parallel() -> None:
     assert len(leaf.sharding.device_set) == 8 and [s.data.shape[0]
                                                    for s in leaf.addressable_shards] == [1] * 8
     for i in range(8):
-        assert_same(jax.tree_util.tree_map(lambda p: p[i], trained), alone[i], f"member {i}")
+        assert_same(jax.tree_util.tree_map(lambda p, i=i: p[i], trained), alone[i], f"member {i}")
     assert not np.allclose(trained[-1]["w"][0], trained[-1]["w"][1])  # members really differ
     grid = parallel.mesh((2, 4), ("members", "data"))
     four = jax.tree_util.tree_map(lambda a: a[:4], (params, k_train))
     epoch = classic(parallel.make_member_epoch(grad, opt, M, grid, data_axis="data"))
     trained, _ = epoch(four[0], jax.vmap(opt.init)(four[0]), four[1], x, y)
     for i in range(4):
-        assert_same(jax.tree_util.tree_map(lambda p: p[i], trained), alone[i], f"member {i} on the "
-                                                                               "2 × 4 mesh")
+        assert_same(jax.tree_util.tree_map(lambda p, i=i: p[i], trained), alone[i],
+                    f"member {i} on the 2 × 4 mesh")
     state = train.State(four[0], jax.vmap(opt.init)(four[0]), four[1])
     hlo = epoch.program.lower(state, x, y).compile().as_text()
     assert "f32[2,4,6]" in hlo, "each device should hold 2 members' 4 of the 16 examples"
@@ -231,6 +230,7 @@ if __name__ == "__main__":
     if len(sys.argv) == 4:  # CHECK COORDINATOR PROCESS_ID: one of two processes
         jax.distributed.initialize(coordinator_address=sys.argv[2], num_processes=2,
                                    process_id=int(sys.argv[3]))
-    assert jax.device_count() == 8, f"run with XLA_FLAGS=--xla_force_host_platform_device_count=8, got {jax.devices()}"
+    assert jax.device_count() == 8, \
+        f"run with XLA_FLAGS=--xla_force_host_platform_device_count=8, got {jax.devices()}"
     CHECKS[sys.argv[1]]()
     print("ok")

@@ -97,7 +97,8 @@ def test_parameters_after_one_epoch_match_the_records_saved_before_the_refactor(
     for i, w in enumerate(want):  # each saved array must be matched by one of today's
         match = next((j for j, g in enumerate(got) if g.shape == w.shape
                       and np.allclose(g, w, rtol=1e-5, atol=1e-6)), None)
-        assert match is not None, f"{chapter}: saved array {i} {w.shape} has no equal in today's checkpoint"
+        assert match is not None, \
+            f"{chapter}: saved array {i} {w.shape} has no equal in today's checkpoint"
         got.pop(match)
 
 # checkpoints written before the refactor (tests/golden/old_checkpoints, see its README):

@@ -72,8 +72,8 @@ def test_flops_of_a_small_conv_net_match_a_hand_count():
     arch = convnet.network3_arch((2,), (3,), "relu")
     matmuls = bench_flops.arch_matmuls(arch, (8, 8, 1))
     assert matmuls == [(16, 25, 2), (1, 8, 3), (1, 3, 10)]
-    assert bench_flops.training_flops(
-                                      matmuls) == 2 * 2 * 16 * 25 * 2 + 3 * 2 * 8 * 3 + 3 * 2 * 3 * 10
+    want = 2 * 2 * 16 * 25 * 2 + 3 * 2 * 8 * 3 + 3 * 2 * 3 * 10
+    assert bench_flops.training_flops(matmuls) == want
 
 
 @pytest.mark.slow

@@ -186,9 +186,10 @@ def test_a_killed_background_run_resumes_bit_identically_from_the_runs_folder(tm
                                   start_new_session=True, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not any(checkpoint.saved_epochs(d) >= 2 for d in (tmp_path / "killed").glob(
-        "ch6/*/seed*")):
-        assert time.monotonic() < deadline and background.poll() is None, "the background run never reached epoch 2"
+    runs = tmp_path / "killed"
+    while not any(checkpoint.saved_epochs(d) >= 2 for d in runs.glob("ch6/*/seed*")):
+        assert time.monotonic() < deadline and background.poll() is None, \
+            "the background run never reached epoch 2"
         time.sleep(0.05)
     os.killpg(background.pid, signal.SIGKILL)
     background.wait()

@@ -24,12 +24,12 @@ def test_member_i_equals_the_member_trained_alone_after_one_step():
         train.State(params, jax.vmap(opt.init)(params), k_train), x, y).params
     alone_epoch = train.make_epoch(grad, opt, 5, shuffle=True, stochastic=True)
     for i in range(3):
-        start = jax.tree_util.tree_map(lambda p: p[i], params)
+        start = jax.tree_util.tree_map(lambda p, i=i: p[i], params)
         expected_start = jax.tree_util.tree_map(lambda p: p.astype(F64),
                                                 net.init(k_init[i], (8, 8, 1))[1])
         jax.tree_util.tree_map(np.testing.assert_array_equal, start, expected_start)
         alone = alone_epoch(train.State(start, opt.init(start), k_train[i]), x, y).params
-        member = jax.tree_util.tree_map(lambda p: p[i], stepped)
+        member = jax.tree_util.tree_map(lambda p, i=i: p[i], stepped)
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12,
                                                                        atol=1e-14), member, alone)
     assert not np.allclose(stepped[-1]["w"][0], stepped[-1]["w"][1])  # members really differ

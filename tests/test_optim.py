@@ -63,7 +63,9 @@ def test_l2_network3_decay_is_m_times_network2(pg):
 def test_l2_network3_equals_gradient_of_its_cost_term(pg):
     """network3 adds ½λΣw²/(n/m) to the mini-batch mean cost; its jax.grad is the decay."""
     params, grads = pg
-    penalty = lambda p: 0.5 * LMBDA * sum(jnp.sum(l["w"] ** 2) for l in p) / (N / M)
+    def penalty(p):
+        return 0.5 * LMBDA * sum(jnp.sum(l["w"] ** 2) for l in p) / (N / M)
+
     total = jax.tree.map(jnp.add, grads, jax.grad(penalty)(params))
     want, _ = step(optim.sgd(ETA), params, total)
     got, _ = step(optim.sgd(ETA, lmbda=LMBDA, n=N, scaling="network3", batch_size=M), params, grads)
@@ -94,7 +96,7 @@ def test_momentum_is_the_books_velocity_rule(pg):
         grads = tree(jax.random.key(10 + t))
         mask = optim.weight_mask(p)
         reg = jax.tree.map(lambda w, keep: LMBDA / N * w if keep else 0.0 * w, p, mask)
-        v = jax.tree.map(lambda v_, g, r: MU * v_ - eta * (g + r), v, grads, reg)
+        v = jax.tree.map(lambda v_, g, r, eta=eta: MU * v_ - eta * (g + r), v, grads, reg)
         new_p = jax.tree.map(jnp.add, p, v)
         params, state = step(opt, params, grads, state)
         chex.assert_trees_all_close(params, new_p)
@@ -134,7 +136,7 @@ def test_hyperparameters_vmap_as_arrays(pg):
     swept = jax.jit(jax.vmap(one))(etas, lmbdas)
     for i, (e, l) in enumerate(zip(etas.tolist(), lmbdas.tolist())):
         alone, _ = step(optim.sgd(e, lmbda=l, n=N), params, grads)
-        chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], swept), alone)
+        chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], swept), alone)
 
 
 def test_penalties_count_weights_only(pg):

@@ -73,8 +73,8 @@ def test_one_device_mesh_gives_plain_training():
         axis_names=("members",), devices=jax.devices()[:1])))(members, jax.vmap(opt.init)(members),
                                                               keys, x, y)
     for i in range(2):
-        start = jax.tree_util.tree_map(lambda p: p[i], members)
-        checks.assert_same(jax.tree_util.tree_map(lambda p: p[i], trained),
+        start = jax.tree_util.tree_map(lambda p, i=i: p[i], members)
+        checks.assert_same(jax.tree_util.tree_map(lambda p, i=i: p[i], trained),
                            alone_epoch(start, opt.init(start), keys[i], x, y)[0], f"member {i} on "
                                                                                   "one device")
 
@@ -103,4 +103,5 @@ def test_parallel_experiment_quick(mnist_dir, capsys):
     assert "1 cpu device(s) in 1 process(es): mini-batch 10 = 1 × 10" in capsys.readouterr().out
     with pytest.raises(SystemExit):  # refused before jax.distributed.initialize is called
         experiment.main(["--quick", "--coordinator", "localhost:1"])
-    assert "needs all three of --coordinator, --num-processes and --process-id" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs all three of --coordinator, --num-processes and --process-id" in err

@@ -80,7 +80,8 @@ def test_every_quick_start_command_runs_as_written(mnist_dir, tmp_path):
         for line in as_run_here(command, tmp_path / "try"):
             result = subprocess.run(line, shell=True, cwd=work, env=env, capture_output=True,
                                     text=True, timeout=600)
-            assert result.returncode == 0, f"{command!r} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+            assert result.returncode == 0, \
+                f"{command!r} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     # make train
     assert json.loads((work / "results" / "train" / "ch1.json").read_text())[0]["id"] == "1a"
     assert (work / "results" / "REPORT.md").exists()

@@ -22,7 +22,8 @@ def test_report_lists_every_book_row_with_figures(tmp_path):
     assert text == (tmp_path / "REPORT.md").read_text()
     assert "| 1a | 95.42% | 95.50% | 95.00 ± 0.50 | 2 | peak | cpu | 3 |" in text
     assert "| 1b | 96.59% | not run |" in text  # a run id with no saved record says so
-    assert "| 6l | 99.67% | not run |" in text and "No saved results: run `python -m experiments.ch6`" in text
+    assert "| 6l | 99.67% | not run |" in text
+    assert "No saved results: run `python -m experiments.ch6`" in text
     assert "![ch1_training](ch1_training.png)" in text
     assert (tmp_path / "ch1_training.png").stat().st_size > 10_000
     assert "Machines: test machine. jax 0.0." in text

@@ -140,7 +140,8 @@ def test_ch3_resumed_after_ctrl_c_equals_a_straight_run(tmp_path, mnist_dir, mon
     argv = ["--quick", "--only", "3a", "--set", "epochs=3", "--no-plots", "--data-dir",
             str(mnist_dir)]
     straight, partial, resumed = stop_and_resume(ch3.main, argv, tmp_path, monkeypatch, "ch3")
-    assert "interrupted: saved 0 finished record(s) and the finished epochs of 3a" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "interrupted: saved 0 finished record(s) and the finished epochs of 3a" in err
     (p,) = partial
     assert p["interrupted"] and p["per_seed"][0]["epochs_done"] == 2
     assert p["per_seed"][0]["history"]["epoch"] == [0, 1]
@@ -226,7 +227,8 @@ def test_compile_cache_is_found_by_a_second_process(tmp_path, via):
     assert probe() == (7.0, 0)
     assert any(cache.iterdir()), "the first process wrote no cache entry"
     value, hits = probe()
-    assert value == 7.0 and hits >= 1, "the second process compiled again instead of loading the cache"
+    assert value == 7.0 and hits >= 1, \
+        "the second process compiled again instead of loading the cache"
 
 
 def test_ctrl_c_offers_to_resume_only_from_checkpoints_that_exist(tmp_path, capsys):

@@ -48,7 +48,9 @@ def test_output_error_three_ways(output, cost_):
     """BP1: the cost's hand-written δ^L equals ∂C_x/∂z^L by jax.grad and by finite differences."""
     z = z_values(10, seed=1)
     y = jax.nn.one_hot(3, 10, dtype=jnp.float64)
-    c_of_z = lambda v: cost_.fn(v, output.fn(v), y)
+    def c_of_z(v):
+        return cost_.fn(v, output.fn(v), y)
+
     np.testing.assert_allclose(cost_.delta(z, output.fn(z), y, output), jax.grad(c_of_z)(z),
                                rtol=1e-10, atol=1e-12)
     check_grads(c_of_z, (z,), order=1, modes=["rev"], eps=1e-6)

@@ -35,8 +35,8 @@ def assert_clear(call, *names):
     assert any(n in str(e) for n in names), f"{names} not in: {e}"
     assert not isinstance(e, jax.errors.JaxRuntimeError)
     origin = Path(traceback.extract_tb(e.__traceback__)[-1].filename)
-    assert "jax" not in origin.parts[-3:-
-                                     1] and "jaxlib" not in origin.parts, f"raised inside JAX: {origin}"
+    assert "jax" not in origin.parts[-3:-1] and "jaxlib" not in origin.parts, \
+        f"raised inside JAX: {origin}"
 
 
 # ---------------------------------------------------------------- random bad arrays
