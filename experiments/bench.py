@@ -231,7 +231,7 @@ def training_images(data_dir):
 def markdown_network(net_id: str, r: dict) -> list[str]:
     """One network's table: a row per implementation, with (a)'s speed-up over it."""
     rows = [f"### {net_id}: {r['epoch_images']:,} images, "
-            f"{r['implementations']['f_flop_floor']['flops_per_epoch']:.3g} " "matmul FLOPs per "
+            f"{r['implementations']['f_flop_floor']['flops_per_epoch']:.3g} matmul FLOPs per "
                                                                               "epoch\n",
             "| implementation | timed steps | compile s | wall s / epoch | (a) faster by, wall | "
             "CPU s / epoch | (a) faster by, CPU |", "|---|---|---|---|---|---|---|"]
@@ -239,7 +239,7 @@ def markdown_network(net_id: str, r: dict) -> list[str]:
         compile_s = f"{row['compile_s']:.2f}" if "compile_s" in row else "–"
         steps = f"{row['timed_steps']:,}" if "timed_steps" in row else "–"
         rows.append(f"| {name} | {steps} | {compile_s} | {row['seconds']:.3f} | "
-                    f"{r['ratios_vs_a'][name]:.1f}× | " f"{row['cpu_seconds']:.3f} | "
+                    f"{r['ratios_vs_a'][name]:.1f}× | {row['cpu_seconds']:.3f} | "
                                                         f"{r['cpu_ratios_vs_a'][name]:.1f}× |")
     return rows + [""]
 
@@ -252,12 +252,12 @@ def markdown(result: dict) -> str:
         "Each row timed its 'timed steps' mini-batches of 10 and is scaled to the whole epoch "
         f"(best of {result['config']['repeats']}); (a) is the first row of each table, so (f)'s "
         "ratio below 1× says how far (a) is above the FLOP floor. Floor rate: "
-        f"{rate['flops_per_s'] / 1e9:.1f} GFLOP/s wall, " f"{rate['flops_per_cpu_s'] / 1e9:.1f} "
+        f"{rate['flops_per_s'] / 1e9:.1f} GFLOP/s wall, {rate['flops_per_cpu_s'] / 1e9:.1f} "
                                                           "GFLOP/s per CPU second "
                                                           f"({rate['size']}² float32 matmul). "
         f"PyTorch threads: {result['config']['torch_threads']}.\n\n"
         f"{env['machine']}; {env['device']}; jax {env['jax_version']}; torch "
-        f"{env.get('torch', '–')}; " f"data: {result['data']}; load average before/after: "
+        f"{env.get('torch', '–')}; data: {result['data']}; load average before/after: "
                                      f"{result['load_average_before']} / "
         f"{result['load_average_after']}.")
     return "\n".join(lines) + "\n"

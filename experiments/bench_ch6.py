@@ -142,13 +142,13 @@ def markdown(result: dict) -> str:
             per_hour = rate * 3600 / 25_000  # 250,000 expanded images in mini-batches of 10
             gain = f"{rate / base:.2f}×" if base else "–"
             lines.append(f"| {net_id} | {mode} | {rate:.0f} | {1e3 / rate:.2f} | "
-                         f"{1e3 * r['cpu_s_per_member_step']:.2f} " f"| {per_hour:.1f} | {gain} |")
+                         f"{1e3 * r['cpu_s_per_member_step']:.2f} | {per_hour:.1f} | {gain} |")
     env = result["environment"]
     lines.append(f"\n{result['steps']} steps per timing, best of 3 in each process, best of "
-                 f"{result['rounds']} " "interleaved rounds. Member-epochs per hour count 25,000 "
+                 f"{result['rounds']} interleaved rounds. Member-epochs per hour count 25,000 "
                                         "steps (250,000 images), "
                  f"training only (evaluation adds ~2%). {env['machine']}; {env['device']}; jax "
-                 f"{env['jax_version']}; " "load average before/after: "
+                 f"{env['jax_version']}; load average before/after: "
                                            f"{result['load_average_before']} / "
                                            f"{result['load_average_after']}; "
                  f"code: {env['git_commit']}.")

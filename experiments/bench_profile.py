@@ -219,7 +219,7 @@ def markdown(result: dict) -> str:
                      f"{r['kernels_per_iteration']} | {r['compile_s']:.2f} |")
     env = result["environment"]
     lines.append(f"\n[784, 30, 10], mini-batch 10, {result['steps']:,} steps per run, best of "
-                 f"{result['rounds']} " "interleaved rounds. An unrolled loop counts the kernels "
+                 f"{result['rounds']} interleaved rounds. An unrolled loop counts the kernels "
                                         "of all its unrolled steps. "
                  f"{env['machine']}; {env['device']}; jax {env['jax_version']}; load average "
                  f"before/after: {result['load_average_before']} / {result['load_average_after']}.")

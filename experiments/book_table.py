@@ -94,8 +94,7 @@ def run_config_row(cfg: run_config.RunConfig, saved: dict) -> str:
 
 
 RUN_HEADER = ["| id | sizes | cost | initialiser | η | m | epochs | other | train / evaluated on | "
-              "seeds | book | note |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "seeds | book | note |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 CONV_HEADER = ["| id | conv maps | FC | activation | initialiser | η | λ | epochs | dropout | data "
                "| members | seeds | book | note |",
                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -106,7 +105,7 @@ def conv_row(cfg: ch6.ConvConfig, saved: dict) -> str:
     """One table row of a chapter-6 run."""
     data = "250,000 (one-pixel shifts)" if cfg.expand == "shifts" else "50,000"
     return (f"| {cfg.id} | {', '.join(map(str, cfg.convs)) or '–'} | "
-            f"{', '.join(map(str, cfg.fc)) or '–'} | " f"{cfg.activation} | "
+            f"{', '.join(map(str, cfg.fc)) or '–'} | {cfg.activation} | "
                                                        f"{INITIALISERS[cfg.init]} | {cfg.eta:g} | "
                                                        f"{cfg.lmbda:g} | {cfg.epochs} | "
             f"{cfg.dropout:g} | {data} | {cfg.members} | {cfg.seeds or '3 (--seeds)'} | "

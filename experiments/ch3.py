@@ -344,7 +344,7 @@ def timing_record(cfg: RunConfig, mnist, etas, verbose: bool) -> dict:
     return {"id": "S-sweep", "book": None, "metric": "speed-up of one vmapped program over 8 runs",
             "best": None, "mean": None, "std": None, "seeds": [0], "per_seed": [], "timing": result,
             "note": f"8 η, {cfg.epochs} epochs each, [784,30,10] on {n} images: "
-                    f"{result['speedup_total']:.2f}× " f"overall, {result['speedup_steady']:.2f}× "
+                    f"{result['speedup_total']:.2f}× overall, {result['speedup_steady']:.2f}× "
                                                        "after compiling (epochs 2+)",
             "config": dataclasses.asdict(cfg), "wall_s": seq_total + one["total_s"],
             **result_files.environment()}
@@ -369,7 +369,7 @@ def summary_md(records: list[dict]) -> str:
                       f"evaluation cost lowest at epoch {r['evaluation_cost_min_epoch']}", ""]
     if "3d" in by_id:
         lines += [f"3d: final training {by_id['3d']['mean']:.2f}% vs test "
-                  f"{by_id['3d']['final_test_mean']:.2f}% " "(means over seeds)", ""]
+                  f"{by_id['3d']['final_test_mean']:.2f}% (means over seeds)", ""]
     if "S-sweep" in by_id:
         t = by_id["S-sweep"]["timing"]
         lines += [f"S-sweep: 8 runs one by one {t['sequential_total_s']:.1f} s, one vmapped "

@@ -189,5 +189,5 @@ def parse_only(only: str | None, known: Sequence[str]) -> set[str]:
     unknown = sorted(wanted - set(known))
     if unknown or not wanted:
         raise cli.UsageError(f"--only {only!r}: unknown run id(s) {unknown}; this chapter has "
-                             f"{', '.join(known)} " "(docs/book.md describes each)")
+                             f"{', '.join(known)} (docs/book.md describes each)")
     return wanted

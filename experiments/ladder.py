@@ -70,8 +70,7 @@ def ladder_table(records: list[dict], mnist: dict[str, dict]) -> str:
     """One row per milestone: our figure on the new data beside our MNIST figure and the book's."""
     dataset = records[0]["dataset"] if records else ""
     lines = [f"| id | network | epochs | metric | {dataset} best | {dataset} mean ± std | seeds | "
-             "MNIST ours best | MNIST book | wall s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "MNIST ours best | MNIST book | wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         c, m = r["config"], mnist.get(r["id"], {})
         net = ("conv " + ",".join(map(str, c["convs"])) + " → FC " + ",".join(map(str, c["fc"]))
@@ -79,7 +78,7 @@ def ladder_table(records: list[dict], mnist: dict[str, dict]) -> str:
         _, best, ms = result_files.formatted(r)
         metric = f"{r['metric']} {c['evaluate_on']}" if "evaluate_on" in c else r["metric"]
         lines.append(f"| {r['id']} | {net} | {c['epochs']} | {metric} | {best} | {ms} | "
-                     f"{len(r['seeds'])} | " f"{percent_cell(m.get('best'))} | "
+                     f"{len(r['seeds'])} | {percent_cell(m.get('best'))} | "
                                              f"{percent_cell(m.get('book'))} | {r['wall_s']:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -119,7 +118,7 @@ def main(argv=None) -> list[dict]:
     seeds = list(range(args.seeds))
     records = [train_row(cfg, dataset, seeds, not args.quiet) for cfg in configs]
     conv = "" if args.full or args.quick else (f"Conv rows (6b, 6f) ran {CPU_CONV_EPOCHS} of the "
-                                               "book's 60 epochs " "on this CPU; `--full` runs all "
+                                               "book's 60 epochs on this CPU; `--full` runs all "
                                                                    "60.\n\n")
     table = ladder_table(records, mnist_figures(Path(args.mnist_results)))
     path = result_files.write_results(args.out, f"ladder_{args.dataset}", records,

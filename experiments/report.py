@@ -56,7 +56,7 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
             lines.append(f"| {r['id']} | {result_files.book_cell(r, b)} | {best} | {ms} | "
                          f"{len(r.get('seeds', []))} | "
                          f"{result_files.cell(r.get('metric', ''))} | {r.get('device', '')} | "
-                         f"{r.get('wall_s', 0):.0f} | " f"{result_files.note_cell(r)} |")
+                         f"{r.get('wall_s', 0):.0f} | {result_files.note_cell(r)} |")
     return lines
 
 

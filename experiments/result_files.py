@@ -162,7 +162,7 @@ def dataset_table(records: list[dict]) -> str:
     for r in records:
         _, best, ms = formatted(r)
         lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | "
-                     f"{len(r.get('seeds', []))} | " f"{cell(r.get('metric', ''))} | "
+                     f"{len(r.get('seeds', []))} | {cell(r.get('metric', ''))} | "
                                                      f"{r['wall_s']:.1f} |")
     return "\n".join(lines) + (f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; "
                               f"{environment()['machine']}.\n")
@@ -177,7 +177,7 @@ def markdown_table(records: list[dict]) -> str:
     for r in records:
         book, best, ms = formatted(r)
         lines.append(f"| {r['id']} | {book_cell(r, book)} | {best} | {ms} | "
-                     f"{len(r.get('seeds', []))} | " f"{cell(r.get('metric', ''))} | "
+                     f"{len(r.get('seeds', []))} | {cell(r.get('metric', ''))} | "
                                                      f"{r['wall_s']:.1f} | {note_cell(r)} |")
     dev = records[0]["device"] if records else ""
     lines.append(f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; "

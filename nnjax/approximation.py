@@ -93,8 +93,8 @@ def bin_heights(phi: Callable[[np.ndarray], np.ndarray], edges: np.ndarray,
     samples = np.asarray(samples, float)
     values = phi(samples)
     return np.array([np.median(values[(samples >= a) & (samples < b)])
-                     if np.any((samples >= a) & (samples < b)) else m for a, b,
-                     m in zip(edges[:-1], edges[1:], phi(mid))])
+                     if np.any((samples >= a) & (samples < b)) else m
+                     for a, b, m in zip(edges[:-1], edges[1:], phi(mid))])
 
 
 def _check_copies(copies: int) -> None:
@@ -177,5 +177,5 @@ def book_score(c: Construction, f: Callable, x=None) -> float:
     """The book's score: mean |φ(x) − weighted output(x)| over x = 0, 0.01, …, 0.99 (ch4; goal ≤
     0.40)."""
     x = np.arange(100) / 100 if x is None else np.asarray(x, float)
-    return float(np.mean(np.abs(target_space(f, c.net.output)(x) - np.asarray(weighted_output(c,
-        x[:, None])))))
+    g = np.asarray(weighted_output(c, x[:, None]))
+    return float(np.mean(np.abs(target_space(f, c.net.output)(x) - g)))

@@ -198,7 +198,7 @@ def restore(directory: str | os.PathLike, like: Any, *,
                           CheckpointWarning, stacklevel=2)
         if config is not None and (diff := _diff(content["config"], _plain(config))):
             raise CheckpointError(f"{path} was written by a run with different settings "
-                                  f"({'; '.join(diff)}). " "Resume with the same settings, or use "
+                                  f"({'; '.join(diff)}). Resume with the same settings, or use "
                                                            "a new checkpoint directory.")
         return Checkpoint(int(content["epoch"]), _decode(content, like, path), content["history"],
                           content["config"], path)
@@ -232,8 +232,7 @@ def resume_point(directory: str | os.PathLike, like: Any, *, config: dict | None
                               "the same key (seed) or use a new checkpoint_dir")
     if found.epoch > epochs:
         raise CheckpointError(f"epochs={epochs} but {found.path} already holds {found.epoch} "
-                              "epochs; "
-                         "ask for at least as many epochs as were run")
+                              "epochs; ask for at least as many epochs as were run")
     return found
 
 
@@ -251,10 +250,8 @@ class Checkpoints(Piece):
     def __init__(self, directory, every: int = 1, resume: bool = False, pin=None,
                  config: dict | None = None, notes=None):
         validate.integer("checkpoint_every", every, 1)
-        self.directory, self.every, self.resume, self.pin, self.config, self.notes = (directory,
-            every, resume, pin,
-                                                                                       config,
-                                                                                      notes)
+        self.directory, self.every, self.resume = directory, every, resume
+        self.pin, self.config, self.notes = pin, config, notes
 
     def start(self, run: Run) -> None:
         if self.config is None:
@@ -270,8 +267,8 @@ class Checkpoints(Piece):
         run.state = run.state.replace(params=s["params"], opt_state=s["opt_state"], key=s["key"],
                                       epoch=jax.numpy.asarray(found.epoch, jax.numpy.int32),
                                       extra={k: s[k] for k in run.state.extra})
-        run.history = found.history if self.notes is None else self.notes.load(
-            found.history) or run.history
+        run.history = (found.history if self.notes is None
+                       else self.notes.load(found.history) or run.history)
         run.checkpoint, run.stop = found.path, bool(run.state.extra.get("stopped", False))
 
     def after(self, run: Run) -> None:

@@ -370,11 +370,10 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool
         if missing := _missing(directory):
             raise DataError(
                 f"{src.title} files missing from {directory} (given by {where}): "
-                f"{', '.join(missing)} (raw or .gz); nothing was downloaded because a "
-                f"directory was given. Copy the four files there, set {src.env} or "
-                "pass data_dir to a directory that has them, or unset "
-                f"{src.env} and pass no data_dir to let nnjax download them into "
-                f"{default_cache_dir(name)}.")
+                f"{', '.join(missing)} (raw or .gz); nothing was downloaded because a directory "
+                f"was given. Copy the four files there, set {src.env} or pass data_dir to a "
+                f"directory that has them, or unset {src.env} and pass no data_dir to let nnjax "
+                f"download them into {default_cache_dir(name)}.")
         return load_idx_dataset(directory, checksums=src.sha256)
     directory = default_cache_dir(name)
     if missing := _missing(directory):

@@ -56,7 +56,7 @@ class Evaluate(Piece):
     def start(self, run: Run) -> None:
         if self.data is not None and jnp.shape(self.data[0])[1:] != jnp.shape(run.data[0])[1:]:
             raise ValueError(f"evaluation_data: x has shape {jnp.shape(self.data[0])}, "
-                             "training_data's x " f"{jnp.shape(run.data[0])}: their examples must "
+                             f"training_data's x {jnp.shape(run.data[0])}: their examples must "
                                                   "have the same shape")
 
     def measure(self, run: Run) -> None:

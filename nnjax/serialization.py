@@ -72,9 +72,8 @@ def load(directory: str | os.PathLike) -> tuple[Params, Network, dict]:
                                 "nnjax.serialization.save)")
     description = json.loads((d / DESCRIPTION).read_text())
     if description.get("format") != FORMAT or description.get("version") != VERSION:
-        raise ValueError(f"{d / DESCRIPTION}: expected format {FORMAT!r} version {VERSION}, "
-                         f"got {description.get('format')!r} version "
-                         f"{description.get('version')!r}")
+        raise ValueError(f"{d / DESCRIPTION}: expected format {FORMAT!r} version {VERSION}, got "
+                         f"{description.get('format')!r} version {description.get('version')!r}")
     net = Network(tuple(description["sizes"]), activations.get(description["activation"]),
                   activations.get(description["output"]), costs.get(description["cost"]))
     # a zero template gives from_bytes the pytree structure and dtype (zeros ignores the key)

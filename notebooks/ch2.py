@@ -154,4 +154,4 @@ ax.grid(alpha=0.3, which="both")
 saved, _ = load_records(RESULTS / "ch2.json")
 speed = saved["2-speed"]
 print(f"finite differences {speed['finite_difference_s']:.2f} s, backprop "
-      f"{speed['backprop_s'] * 1e6:.0f} µs: " f"{speed['best']:,.0f}× ({speed['note']})")
+      f"{speed['backprop_s'] * 1e6:.0f} µs: {speed['best']:,.0f}× ({speed['note']})")
