@@ -47,7 +47,7 @@ import numpy as np
 
 from experiments import ch6_plots, cli, command_line, common, interrupts, progress, result_files, workers
 from experiments.run_config import setting
-from nnjax import checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
+from nnjax import activations, checkpoint, conv, conv_backprop, convnet, data, ensemble, expand, optim, parallel, train, validate
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ConvConfig:
     convs: tuple[int, ...] = setting((),
         help="feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)")
     fc: tuple[int, ...] = setting((100,), help="fully connected hidden layers")
-    activation: str = setting("sigmoid", help="σ of conv and hidden layers: sigmoid | tanh | relu")
+    activation: str = setting("sigmoid", help="σ of conv and hidden layers: any of nnjax.activations but softmax (sigmoid, tanh, relu, linear)")
     eta: float = setting(0.1, help="learning rate η")
     lmbda: float = setting(0.0, help="L2 regularisation λ")
     epochs: int = setting(60, help="passes over the training data")
@@ -107,7 +107,7 @@ class ConvConfig:
 
 
 CHOICES = {
-    "activation": ("sigmoid", "tanh", "relu"), "dropout_mode": ("network3", "inverted"),
+    "activation": tuple(n for n in activations.BY_NAME if n != "softmax"), "dropout_mode": ("network3", "inverted"),
     "init": ("network3", "default"), "l2_scaling": optim.SCALINGS,
     "expand": ("none", "shifts", "shifts+rotate", "shifts+elastic"), "gradient": ("autodiff", "backprop"),
     "conv_impl": ("auto",) + conv.IMPLS, "ensemble": ("auto", "separate", "vmapped"), "dataset": data.DATASETS,
