@@ -58,6 +58,7 @@ from experiments import (
 )
 from experiments.run_config import setting
 from nnjax import (
+    activations,
     checkpoint,
     conv,
     conv_backprop,
@@ -80,7 +81,8 @@ class ConvConfig:
     convs: tuple[int, ...] = setting((),
         help="feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)")
     fc: tuple[int, ...] = setting((100,), help="fully connected hidden layers")
-    activation: str = setting("sigmoid", help="σ of conv and hidden layers: sigmoid | tanh | relu")
+    activation: str = setting(
+        "sigmoid", help="σ of conv and hidden layers: sigmoid | tanh | relu | linear (nnjax.activations)")
     eta: float = setting(0.1, help="learning rate η")
     lmbda: float = setting(0.0, help="L2 regularisation λ")
     epochs: int = setting(60, help="passes over the training data")
@@ -140,7 +142,8 @@ class ConvConfig:
 
 
 CHOICES = {
-    "activation": ("sigmoid", "tanh", "relu"), "dropout_mode": ("network3", "inverted"),
+    "activation": tuple(n for n in activations.BY_NAME if n != "softmax"),
+    "dropout_mode": ("network3", "inverted"),
     "init": ("network3", "default"), "l2_scaling": optim.SCALINGS,
     "expand": ("none", "shifts", "shifts+rotate", "shifts+elastic"),
     "gradient": ("autodiff", "backprop"), "conv_impl": ("auto",) + conv.IMPLS,
