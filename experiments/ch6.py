@@ -82,7 +82,7 @@ class ConvConfig:
         help="feature maps of each 5×5 conv layer (each followed by 2×2 max-pool and σ)")
     fc: tuple[int, ...] = setting((100,), help="fully connected hidden layers")
     activation: str = setting(
-        "sigmoid", help="σ of conv and hidden layers: sigmoid | tanh | relu | linear (nnjax.activations)")
+        "sigmoid", help="σ of conv and hidden layers: sigmoid | tanh | relu | linear")
     eta: float = setting(0.1, help="learning rate η")
     lmbda: float = setting(0.0, help="L2 regularisation λ")
     epochs: int = setting(60, help="passes over the training data")
