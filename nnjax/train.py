@@ -1,9 +1,7 @@
-"""Mini-batch SGD as compiled programs (`make_step`, `make_epoch`) and the one loop over epochs,
-`fit` (ch1, ``SGD``).
+"""Mini-batch SGD as compiled programs and `fit`, the one loop over epochs (ch1, ``SGD``).
 
-Evaluation, early stopping, the η schedule, the NaN guard and checkpoints are `Piece`s
-`fit` takes (`nnjax.monitor`, `nnjax.guard.Guard`, `nnjax.checkpoint.Checkpoints`); see
-docs/design.md.
+Evaluation, early stopping, the η schedule, the NaN guard and checkpoints are `Piece`s `fit`
+takes (`nnjax.monitor`, `guard.Guard`, `checkpoint.Checkpoints`; docs/design.md).
 """
 
 import dataclasses
@@ -25,9 +23,8 @@ GradFn = Callable[..., Any]  # (params, x, y[, key]) -> the mean gradient, shape
 
 @struct.dataclass
 class State:
-    """Parameters, optimiser state, PRNG key (a member axis on all three for an ensemble or a
-    sweep) and epochs done; extra: arrays kept and checkpointed with them
-    (`nnjax.monitor.counters`)."""
+    """Params, optimiser state, key (member axis on all three for ensembles and sweeps), epochs
+    done; extra: arrays checkpointed with them (e.g. `nnjax.monitor.counters`)."""
 
     params: Any
     opt_state: Any
@@ -37,8 +34,7 @@ class State:
 
 
 def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
-    """``step(params, opt_state, x, y, key=None)``: w → w − (η/m) Σ_x ∇C_x (ch1, eq. 20); a key goes
-    to ``grad_fn``."""
+    """``step(params, opt_state, x, y, key=None)``: w → w − (η/m) Σ_x ∇C_x (ch1, eq. 20)."""
 
     def step(params, opt_state, x, y, key=None):
         grads = grad_fn(params, x, y) if key is None else grad_fn(params, x, y, key)
@@ -49,8 +45,7 @@ def make_step(grad_fn: GradFn, optimizer: optax.GradientTransformation):
 
 
 def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
-    """(n // batch_size, batch_size) indices: a permutation from ``key`` (network.py), else 0…n−1
-    (network3.py)."""
+    """(n // m, m) indices: a permutation from ``key`` (network.py), else 0…n−1 (network3.py)."""
     order = jnp.arange(n) if key is None else jax.random.permutation(key, n)
     steps = n // batch_size
     return order[: steps * batch_size].reshape(steps, batch_size)
@@ -59,8 +54,7 @@ def batch_indices(key: Array | None, n: int, batch_size: int) -> Array:
 def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_size: int,
                shuffle: bool = True, stochastic: bool = False, unroll: int = 1,
                members: bool = False, jit: bool = True):
-    """``epoch(state, x, y) -> state``: one pass over (x, y) as one `lax.scan` (ch1, ``SGD``); the
-    rest is dropped.
+    """``epoch(state, x, y) -> state``: one pass as one `lax.scan`, the remainder dropped (ch1).
 
     Epoch e's key ``fold_in(state.key, e)`` draws the order (if ``shuffle``) and each step's
     ``grad_fn`` key (if ``stochastic``: dropout). members: vmapped over the state's member
@@ -75,7 +69,6 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
 
         def body(carry, batch):
             return step(*carry, x[batch[0]], y[batch[0]], batch[1]), None
-
         return lax.scan(body, (params, opt_state), (indices, keys), unroll=unroll)[0]
 
     fold = jax.vmap(jax.random.fold_in, (0, None)) if members else jax.random.fold_in
@@ -95,30 +88,23 @@ def make_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, batch_s
 
 
 def _check(program, state: State, data) -> tuple:
-    """The training data, checked; one epoch and one gradient traced abstractly, so mismatches fail
-    clearly."""
-    # not NHWC images
+    """The training data, checked; an epoch and a gradient traced abstractly to fail clearly."""
     if not isinstance(data, (tuple, list)) or len(data) != 2 or jnp.ndim(data[0]) != 4:
         data = validate.data_pair("training_data", data)
-    x, y = data
-    batch_size = program.settings["batch_size"]
+    (x, y), batch_size = data, program.settings["batch_size"]
     validate.integer("batch_size", batch_size, 1, x.shape[0])
-    params, key = jax.tree.map(lambda a: a[0], (state.params,
-                                                state.key)) if program.members else (state.params,
-                                                                                     state.key)
+    params, key = state.params, state.key
+    params, key = jax.tree.map(lambda a: a[0], (params, key)) if program.members else (params, key)
     validate.prng_key("key", key)
-
-    def shapes(tree):
-        return jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), tree)
 
     def signature(tree):  # not dtypes: optax casts each update to its parameter's dtype
         return jax.tree.structure(tree), [a.shape for a in jax.tree.leaves(tree)]
 
     batch = [jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype) for a in (x, y)]
     try:
-        jax.eval_shape(program, state, *shapes((x, y)))
+        jax.eval_shape(program, state, x, y)
         grads = jax.eval_shape(program.grad_fn, params, *batch,
-                               *shapes((key,) if program.settings["stochastic"] else ()))
+                               *((key,) if program.settings["stochastic"] else ()))
     except Exception as err:
         raise err if isinstance(err, jax.errors.KeyReuseError) else ValueError(
             f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
@@ -131,8 +117,7 @@ def _check(program, state: State, data) -> tuple:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped `fit`; history: the finished epochs', checkpoint: the newest written (or
-    None)."""
+    """Ctrl-C stopped `fit`; history: the finished epochs', checkpoint: the newest written."""
 
     def __init__(self, history: dict[str, list], checkpoint_path=None):
         done = min(map(len, history.values()), default=0)  # Ctrl-C may land between two appends
@@ -156,9 +141,8 @@ class Run:  # what `fit`'s pieces see and may change
 
 
 class Piece:
-    """A part of `fit`'s loop, hooks run in the order of the pieces: ``start`` before the first
-    epoch, ``measure`` after each (adding to ``run.record``), ``after`` once the record is in the
-    history."""
+    """A part of `fit`'s loop: ``start`` before the first epoch, ``measure`` after each (adding to
+    ``run.record``), ``after`` once it is in the history; run in the order given."""
 
     def start(self, run: Run) -> None: ...
     def measure(self, run: Run) -> None: ...
@@ -167,8 +151,7 @@ class Piece:
 
 def fit(program: Callable, state: State, data: tuple, *, epochs: int, pieces: Sequence[Piece] = (),
         on_epoch: Callable[[dict], None] | None = None) -> tuple[State, dict[str, list]]:
-    """Run ``program(state, *data) -> state`` until ``state.epoch`` reaches ``epochs`` or a piece
-    stops it.
+    """Run ``program(state, *data) -> state`` until ``state.epoch`` is ``epochs`` or a piece stops.
 
     program: any compiled epoch (`make_epoch`, `nnjax.parallel`'s); data: its jit arguments.
     Returns the last state and the history: per epoch ``epoch``, ``seconds`` and what the pieces
