@@ -46,8 +46,10 @@ def backprop_matrix(params: Params, x: Array, y: Array, net: Network) -> Params:
     Row i of Δ^l is example i's δ^l: BP4 summed over examples is (Δ^l)ᵀ A^{l−1}, BP2 is
     (Δ^{l+1} w^{l+1}) ⊙ σ′(Z^l) (`nnjax.layers.Dense` and `nnjax.layers.Activation`).
     """
-    return layers.backprop(model(net), params, x, lambda z: net.cost.delta(z, net.output.fn(z), y,
-                                                                           net.output))
+    def bp1(z):
+        return net.cost.delta(z, net.output.fn(z), y, net.output)
+
+    return layers.backprop(model(net), params, x, bp1)
 
 
 def make_grad(net: Network, form: str = "matrix") -> GradFn:

@@ -108,8 +108,8 @@ def save(directory: str | os.PathLike, epoch: int, state: Any, *, history: dict 
         stale.unlink(missing_ok=True)
     body = serialization.msgpack_serialize({
         "format": FORMAT, "epoch": int(epoch), "history": _plain(history or {}),
-        "config": _plain(config), "leaves": [_encode_leaf(leaf)
-                                             for leaf in jax.tree_util.tree_leaves(state)],
+        "config": _plain(config),
+        "leaves": [_encode_leaf(leaf) for leaf in jax.tree_util.tree_leaves(state)],
     })
     path = directory / f"epoch-{epoch:06d}.ckpt"
     tmp = directory / f".{path.name}.tmp"
@@ -161,8 +161,8 @@ def _decode(content: dict, like: Any, path: Path) -> Any:
     out = []
     for (where, want), got in zip(leaves_like, saved):
         want = _encode_leaf(want)
-        if isinstance(want, dict) != isinstance(got, dict) or (isinstance(want, dict)
-                                                               and want["impl"] != got["impl"]):
+        key_want, key_got = isinstance(want, dict), isinstance(got, dict)
+        if key_want != key_got or (key_want and want["impl"] != got["impl"]):
             raise CheckpointError(f"{path}: {jax.tree_util.keystr(where)} is a PRNG key in one of "
                                   "the checkpoint and this run but not the other (or of another "
                                   "implementation)")
@@ -199,7 +199,7 @@ def restore(directory: str | os.PathLike, like: Any, *,
         if config is not None and (diff := _diff(content["config"], _plain(config))):
             raise CheckpointError(f"{path} was written by a run with different settings "
                                   f"({'; '.join(diff)}). Resume with the same settings, or use "
-                                                           "a new checkpoint directory.")
+                                  "a new checkpoint directory.")
         return Checkpoint(int(content["epoch"]), _decode(content, like, path), content["history"],
                           content["config"], path)
     if problems:
@@ -256,8 +256,8 @@ class Checkpoints(Piece):
     def start(self, run: Run) -> None:
         if self.config is None:
             x, y = run.data
-            shapes = [list(x.shape), str(x.dtype)] + ([] if run.program.members
-                                                      else [list(y.shape), str(y.dtype)])
+            shapes = [list(x.shape), str(x.dtype)]
+            shapes += [] if run.program.members else [list(y.shape), str(y.dtype)]
             self.config = {**run.program.settings, "training_data": shapes, "run": self.pin}
         found = resume_point(self.directory, layout(run.state), config=self.config,
                              key=run.state.key, epochs=run.epochs, resume=self.resume)

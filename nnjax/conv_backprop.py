@@ -24,8 +24,8 @@ def make_grad(arch, impl: str = "im2col", dropout_mode: str = "network3"):
 
     def grad(params, x, y, key=None):
         def bp1(z):
-            return costs.log_likelihood_delta(z, activations.softmax(z), targets(y, z.shape[-1]),
-                                              activations.SOFTMAX)
+            a, y_vec = activations.softmax(z), targets(y, z.shape[-1])
+            return costs.log_likelihood_delta(z, a, y_vec, activations.SOFTMAX)
 
         total = layers.backprop(net, params, x, bp1, key)
         return jax.tree_util.tree_map(lambda g: g / x.shape[0], total)

@@ -19,8 +19,8 @@ Array = jax.Array
 def shift(images: Array, dy: int, dx: int) -> Array:
     """Move every image down by dy and right by dx pixels (negative: up, left), filling with 0."""
     h, w = images.shape[1:3]
-    pad = [(0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0))] + [(0,
-                                                                             0)] * (images.ndim - 3)
+    pad = [(0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0))]
+    pad += [(0, 0)] * (images.ndim - 3)
     padded = jnp.pad(images, pad)
     return padded[:, max(-dy, 0):max(-dy, 0) + h, max(-dx, 0):max(-dx, 0) + w]
 

@@ -67,9 +67,10 @@ def describe(tree: Any, name: str, counts: np.ndarray | None = None) -> str:
     ``tree``."""
     counts = np.asarray(_counts(tree)) if counts is None else counts
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
-    return ", ".join(f"{name}{p} (" + ", ".join(f"{n} {kind}" for n,
-                                                kind in zip(c, ("NaN", "Inf")) if n) + ")"
-                     for p, c in zip(paths, counts) if c.any())
+    def kinds(c):
+        return ", ".join(f"{n} {kind}" for n, kind in zip(c, ("NaN", "Inf")) if n)
+
+    return ", ".join(f"{name}{p} ({kinds(c)})" for p, c in zip(paths, counts) if c.any())
 
 
 def locate(build_epoch: Callable, grad_fn: Callable, state, *data) -> tuple[int | None, str]:
@@ -98,8 +99,8 @@ def locate(build_epoch: Callable, grad_fn: Callable, state, *data) -> tuple[int 
         if g_bad.any():
             return i, (f"the gradient was non-finite ({describe(params, 'grad', g_bad)}) "
                        "while the parameters were finite")
-    for tree, name, what in ((end.params, "params", "parameters"), (end.opt_state, "opt_state",
-                                                                    "optimiser state")):
+    for tree, name, what in ((end.params, "params", "parameters"),
+                             (end.opt_state, "opt_state", "optimiser state")):
         if not all_finite(tree):  # the epoch's last update
             return len(seen) - 1, f"the update made the {what} non-finite ({describe(tree, name)})"
     return None, "replaying the epoch gave finite values throughout (the failure did not reproduce)"
@@ -111,8 +112,8 @@ class Guard(Piece):
 
     def measure(self, run: Run) -> None:
         e, program, record = run.record["epoch"], run.program, run.record
-        steps = run.data[0].shape[0] // program.settings["batch_size"] if hasattr(program,
-                                                                                  "settings") else 0
+        settings = getattr(program, "settings", None)
+        steps = run.data[0].shape[0] // settings["batch_size"] if settings else 0
         if not all_finite((run.state.params, run.state.opt_state)):
             i, what = (locate(program.rebuild, program.grad_fn, run.before, *run.data)
                        if hasattr(program, "rebuild") and not program.members

@@ -88,8 +88,8 @@ def convolve(params, x: Array, impl: str = "auto") -> Array:
     return conv.conv2d(x, params["w"], impl) + params["b"][None, None, None, :]
 
 
-def conv_backward(a: Array, w: Array, delta: Array, impl: str = "im2col") -> tuple[Array, Array,
-                                                                                   Array]:
+def conv_backward(a: Array, w: Array, delta: Array,
+                  impl: str = "im2col") -> tuple[Array, Array, Array]:
     """(∂C/∂w, ∂C/∂b, ∂C/∂a) of a valid conv layer, input a (m, H, W, C), δ (m, H′, W′, F) (ch6,
     problem).
 
@@ -257,8 +257,8 @@ def serial(*layers: Layer, packed: bool = False) -> Layer:
         return in_shape, tuple(p for p, l in zip(params, layers) if l.has_params or not packed)
 
     def forward(params, x, key):
-        keys = [None] * (max(owner) + 1) if key is None else list(jax.random.split(key,
-                                                                                   max(owner) + 1))
+        count = max(owner) + 1
+        keys = [None] * count if key is None else list(jax.random.split(key, count))
         caches = []
         for layer, p, i in zip(layers, spread(params), owner):
             x, cache = layer.forward(p, x, keys[i])

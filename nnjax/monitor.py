@@ -57,13 +57,12 @@ class Evaluate(Piece):
         if self.data is not None and jnp.shape(self.data[0])[1:] != jnp.shape(run.data[0])[1:]:
             raise ValueError(f"evaluation_data: x has shape {jnp.shape(self.data[0])}, "
                              f"training_data's x {jnp.shape(run.data[0])}: their examples must "
-                                                  "have the same shape")
+                             "have the same shape")
 
     def measure(self, run: Run) -> None:
         params = run.state.params
-        for name, data in (("evaluation", self.data), ("training",
-                                                       run.data if self.monitor_training
-                                                       else None)):
+        training = run.data if self.monitor_training else None
+        for name, data in (("evaluation", self.data), ("training", training)):
             if data is None:
                 continue
             correct, cost = self.score(params, *data)
@@ -127,15 +126,14 @@ class EtaSchedule(Piece):
     def after(self, run: Run) -> None:
         extra = run.state.extra
         since = int(extra.get("changed_at", 0))
-        if run.stop or epochs_without_improvement(run.history["evaluation_accuracy"],
-                                                  since) < self.patience:
+        waited = epochs_without_improvement(run.history["evaluation_accuracy"], since)
+        if run.stop or waited < self.patience:
             return
         eta, opt_state = run.record["learning_rate"] / 2, run.state.opt_state
         if eta > self.eta0 * self.min_fraction:
             opt_state = set_hyperparams(opt_state, learning_rate=eta)
-        run.state = run.state.replace(opt_state=opt_state,
-                                      extra={**extra,
-                                             "changed_at": jnp.asarray(run.record["epoch"] + 1,
-                                                                       jnp.int32)})
+        changed_at = jnp.asarray(run.record["epoch"] + 1, jnp.int32)
+        extra = {**extra, "changed_at": changed_at}
+        run.state = run.state.replace(opt_state=opt_state, extra=extra)
         if eta <= self.eta0 * self.min_fraction:
             halt(run)

@@ -136,8 +136,8 @@ def shard_map_step(grad_fn: GradFn, optimizer: optax.GradientTransformation, m: 
 
     def step(params, opt_state, x, y):
         _check_split("the mini-batch size", x.shape[0], m, axis)
-        return jitted(*jax.device_put((params, opt_state, x, y), (replicated, replicated, split,
-                                                                  split)))
+        placed = (replicated, replicated, split, split)
+        return jitted(*jax.device_put((params, opt_state, x, y), placed))
 
     step.program = jitted
     return step
@@ -181,9 +181,8 @@ def make_member_epoch(grad_fn: GradFn, optimizer: optax.GradientTransformation, 
 
     def epoch(state, x, y):
         params, opt_state, key = shard_members((state.params, state.opt_state, state.key), m, axis)
-        state = state.replace(params=params, opt_state=opt_state, key=key,
-                              **jax.device_put({"epoch": state.epoch, "extra": state.extra},
-                                               replicated))
+        shared = jax.device_put({"epoch": state.epoch, "extra": state.extra}, replicated)
+        state = state.replace(params=params, opt_state=opt_state, key=key, **shared)
         return jitted(state, *jax.device_put((x, y), replicated))
 
     epoch.program = jitted

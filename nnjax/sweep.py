@@ -42,8 +42,10 @@ def size(tree: Any) -> int:
 def init_states(optimizer: optax.GradientTransformation, params: Any,
                 hyperparams: Mapping[str, Array]):
     """Stacked optimiser states: member i's state has ``hyperparams[name][i]`` for each name."""
-    return jax.vmap(lambda p, hp: optim.set_hyperparams(optimizer.init(p), **hp))(params,
-                                                                                  dict(hyperparams))
+    def one(p, hp):
+        return optim.set_hyperparams(optimizer.init(p), **hp)
+
+    return jax.vmap(one)(params, dict(hyperparams))
 
 
 def init(params: Any, optimizer: optax.GradientTransformation, hyperparams: Mapping[str, Array],
