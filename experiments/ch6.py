@@ -215,14 +215,9 @@ def gradient(cfg: ConvConfig, net, n: int):
 
 def optimiser(cfg: ConvConfig, n: int):
     """SGD with network3's L2 decay ηλm/n per step (or network2's ηλ/n) on n training images (ch6,
-    ch3).
-
-    λ is always the run's: checkpoints written before L2 moved into the optimiser hold λ = 0.
-    """
-    opt = optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n, scaling=cfg.l2_scaling,
-                    batch_size=cfg.batch_size)
-    return opt._replace(update=lambda g, state, params=None: opt.update(
-        g, optim.set_hyperparams(state, lmbda=cfg.lmbda), params))
+    ch3)."""
+    return optim.sgd(cfg.eta, lmbda=cfg.lmbda, n=n, scaling=cfg.l2_scaling,
+                     batch_size=cfg.batch_size)
 
 
 def programs(cfg: ConvConfig, n: int, members: int):
@@ -317,6 +312,10 @@ class BestEpoch(train.Piece):
                                                                      "best"))
 
     def start(self, run: train.Run) -> None:
+        # λ is the run's: checkpoints written before L2 moved into the optimiser hold λ = 0
+        lmbda = jnp.full_like(run.state.opt_state.hyperparams["lmbda"], self.cfg.lmbda)
+        run.state = run.state.replace(
+            opt_state=optim.set_hyperparams(run.state.opt_state, lmbda=lmbda))
         if int(run.state.epoch) < run.epochs:
             # the code that trains the coming epochs
             self.commits = self.commits + [result_files.git_commit()]
