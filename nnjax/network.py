@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -168,26 +169,24 @@ def check_params(params: Params, net: Network) -> None:
         if not (isinstance(layer, dict) and set(layer) == {"w", "b"}):
             raise ValueError(f"params layer {l} must be a dict with keys 'w' and 'b', got "
                              f"{layer!r:.80}")
-        w, b = jnp.shape(layer["w"]), jnp.shape(layer["b"])
-        if w != (n_out, n_in) or b != (n_out,):
-            raise ValueError(
-                f"params layer {l}: expected w of shape {(n_out, n_in)} and b of shape {(n_out,)} "
-                f"(W is (n_out, n_in) as in the book), got w {w} and b {b}"
-            )
-        dtypes = {jnp.result_type(layer["w"]), jnp.result_type(layer["b"])}
-        if not all(jnp.issubdtype(d, jnp.floating) for d in dtypes):
-            raise ValueError(f"params layer {l}: w and b must be floating point, got "
-                             f"{sorted(map(str, dtypes))}")
+        validate.expect(f"params layer {l}: expected w of shape {(n_out, n_in)} and b of shape "
+                        f"{(n_out,)}, floating point (W is (n_out, n_in) as in the book)",
+                        _layer_fits, layer, (n_out, n_in))
+
+
+def _layer_fits(layer: dict, w_shape: tuple[int, int]) -> None:
+    """chex: one layer's w and b have the shapes ``w_shape`` and ``w_shape[:1]``, floating point."""
+    chex.assert_shape([layer["w"], layer["b"]], [w_shape, w_shape[:1]])
+    chex.assert_type([layer["w"], layer["b"]], float)
 
 
 def _check_batch(params: Params, x: Array, y: Array | None, net: Network) -> None:
     """Shapes and dtypes only, so it also runs (once, while tracing) inside jit."""
     check_params(params, net)
     n_in, n_out = net.sizes[0], net.sizes[-1]
-    x_shape, x_dtype = jnp.shape(x), jnp.result_type(x)
-    if len(x_shape) != 2 or x_shape[1] != n_in or not jnp.issubdtype(x_dtype, jnp.floating):
-        raise ValueError(f"x must be a floating-point batch of shape (m, {n_in}) for sizes "
-                         f"{net.sizes}, got shape {x_shape} and dtype {x_dtype}")
+    validate.expect(f"x must be a floating-point batch of shape (m, {n_in}) for sizes {net.sizes}",
+                    _batch_fits, x, n_in)
+    x_shape = jnp.shape(x)
     if y is None:
         return
     y_shape, y_dtype = jnp.shape(y), jnp.result_type(y)
@@ -196,6 +195,12 @@ def _check_batch(params: Params, x: Array, y: Array | None, net: Network) -> Non
     if not (labels or vectors) or y_shape[0] != x_shape[0]:
         raise ValueError(f"y must be ({x_shape[0]},) integer labels or ({x_shape[0]}, {n_out}) "
                          f"float targets to match x, got shape {y_shape} and dtype {y_dtype}")
+
+
+def _batch_fits(x: Array, n_in: int) -> None:
+    """chex: x is an (m, n_in) floating-point batch."""
+    chex.assert_shape(x, (None, n_in))
+    chex.assert_type(x, float)
 
 
 def check_data(data: tuple[Any, Any], net: Network, name: str = "data") -> tuple[Array, Array]:

@@ -14,11 +14,12 @@ epoch over them, so member i follows exactly configuration i trained alone:
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
 
-from nnjax import optim
+from nnjax import optim, validate
 from nnjax.train import State
 
 Array = jax.Array
@@ -53,9 +54,7 @@ def init(params: Any, optimizer: optax.GradientTransformation, hyperparams: Mapp
     """The state of a sweep: stacked params (`stack`), optimiser states with member i's
     ``hyperparams`` ("learning_rate", "lmbda", "momentum"), and keys, member i's ``keys[i]``."""
     k = size(params)
-    bad = {name: jnp.shape(v) for name, v in hyperparams.items() if jnp.shape(v) != (k,)}
-    if bad or jnp.shape(keys) != (k,):
-        raise ValueError(f"every hyperparameter array and keys must have shape ({k},) (one value "
-                         f"per member); got hyperparameters {bad or 'ok'} and keys "
-                         f"{jnp.shape(keys)}")
+    validate.expect(f"every hyperparameter array ({', '.join(hyperparams)}) and keys must have "
+                    f"shape ({k},), one value per member", chex.assert_shape,
+                    [*hyperparams.values(), keys], (k,))
     return State(params, init_states(optimizer, params, hyperparams), keys)

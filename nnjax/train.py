@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -97,9 +98,6 @@ def _check(program, state: State, data) -> tuple:
     params, key = jax.tree.map(lambda a: a[0], (params, key)) if program.members else (params, key)
     validate.prng_key("key", key)
 
-    def signature(tree):  # not dtypes: optax casts each update to its parameter's dtype
-        return jax.tree.structure(tree), [a.shape for a in jax.tree.leaves(tree)]
-
     batch = [jax.ShapeDtypeStruct((batch_size, *a.shape[1:]), a.dtype) for a in (x, y)]
     try:
         jax.eval_shape(program, state, x, y)
@@ -110,9 +108,9 @@ def _check(program, state: State, data) -> tuple:
             f"params and training_data (x {x.shape} {x.dtype}, y {y.shape} {y.dtype}) do not fit "
             f"the gradient function: one epoch fails to trace with {type(err).__name__}: "
             f"{err}") from err
-    if signature(grads) != signature(params):
-        raise ValueError("the gradient function must return a pytree shaped like params; it turns "
-                         f"params {signature(params)} into gradients {signature(grads)}")
+    # shapes, not dtypes: optax casts each update to its parameter's dtype
+    validate.expect("the gradient function must return a pytree shaped like params",
+                    chex.assert_trees_all_equal_shapes, grads, params)
     return x, y
 
 

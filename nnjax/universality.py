@@ -24,11 +24,12 @@ from collections.abc import Sequence
 from functools import partial
 from typing import NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from nnjax import activations
+from nnjax import activations, validate
 from nnjax.activations import Activation
 from nnjax.network import Network, Params
 
@@ -149,9 +150,10 @@ def towers(x_edges, y_edges, heights, *, w: float = 1000.0, tower_w: float = 100
     x_edges, y_edges = np.asarray(x_edges, float), np.asarray(y_edges, float)
     nx, ny = x_edges.shape[0] - 1, y_edges.shape[0] - 1
     heights = np.asarray(heights, float)
-    if min(nx, ny) < 1 or heights.shape != (nx, ny):
-        raise ValueError("heights must have shape (len(x_edges) − 1, len(y_edges) − 1) = "
-                         f"{(nx, ny)}, got {heights.shape}")
+    if min(nx, ny) < 1:
+        raise ValueError("x_edges and y_edges need at least two edges each (one cell)")
+    validate.expect(f"heights must have shape (len(x_edges) − 1, len(y_edges) − 1) = {(nx, ny)}",
+                    chex.assert_shape, heights, (nx, ny))
     if not (np.all(np.diff(x_edges) > 0) and np.all(np.diff(y_edges) > 0)):
         raise ValueError("x_edges and y_edges must be strictly increasing")
     directions = np.concatenate([np.tile([1.0, 0.0], (nx + 1, 1)),

@@ -1,17 +1,34 @@
 """Argument checks shared by the public API: clear errors before any compute.
 
 Every check raises ``ValueError`` (wrong value) or ``TypeError`` (wrong kind of thing)
-naming the argument, what was expected and what was given. Hyperparameters may be
+naming the argument, what was expected and what was given. Shapes, ranks, dtypes and
+finiteness are checked by chex through `expect`, which puts the argument's name and what to do
+in front of chex's finding. Hyperparameters may be
 arrays (a sweep vmaps over them) and are checked element-wise; traced values inside
 ``jit``/``vmap`` cannot be inspected and are skipped (docs/design_notes.md).
 """
 
 import math
+from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+def expect(what: str, assertion: Callable[..., None], *args: Any) -> None:
+    """Run the chex ``assertion`` on ``args``; its failure becomes ``ValueError("what (finding)")``.
+
+    chex says what it found (shapes, structure, dtype, a non-finite leaf) but not which argument
+    it was or what to do; ``what`` does. ``chex.disable_asserts()`` turns these checks off.
+    """
+    try:
+        assertion(*args)
+    except AssertionError as err:
+        finding = str(err).split(" failed: ", 1)[-1].strip()
+        raise ValueError(f"{what} ({finding})") from None
 
 
 def _values(name: str, value: Any, what: str) -> np.ndarray | None:
@@ -96,20 +113,25 @@ def data_pair(name: str, data: Any) -> tuple[jax.Array, jax.Array]:
         x, y = (np.asarray(jax.device_get(a)) for a in data)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must hold two numeric arrays (x, y): {e}") from None
-    if x.ndim != 2 or not np.issubdtype(x.dtype, np.floating) or x.shape[0] == 0:
-        raise ValueError(f"{name}: x must be a non-empty (n, n_in) floating-point array, "
-                         f"got shape {x.shape} and dtype {x.dtype}")
+    expect(f"{name}: x must be a non-empty (n, n_in) floating-point array", _batch_of_rows, x)
     int_labels = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
     targets = y.ndim == 2 and np.issubdtype(y.dtype, np.floating)
     if not (int_labels or targets) or y.shape[0] != x.shape[0]:
         raise ValueError(f"{name}: y must be ({x.shape[0]},) integer labels or ({x.shape[0]}, "
                          f"n_out) floating-point targets to match x's {x.shape[0]} rows, got shape "
                          f"{y.shape} and dtype {y.dtype}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name}: x holds {x.size - np.isfinite(x).sum()} NaN/Inf values; inputs "
-                         "must be finite")
-    if targets and not np.isfinite(y).all():
-        raise ValueError(f"{name}: the targets y hold NaN/Inf values; they must be finite")
+    expect(f"{name}: x holds NaN/Inf values; inputs must be finite (repair or drop those rows)",
+           chex.assert_tree_all_finite, x)
+    if targets:
+        expect(f"{name}: the targets y hold NaN/Inf values; they must be finite",
+               chex.assert_tree_all_finite, y)
     if int_labels and y.min() < 0:
         raise ValueError(f"{name}: labels y must be >= 0, got minimum {y.min()}")
     return jnp.asarray(data[0]), jnp.asarray(data[1])
+
+
+def _batch_of_rows(x: Any) -> None:
+    """chex: x is a floating-point matrix with at least one row."""
+    chex.assert_rank(x, 2)
+    chex.assert_type(x, float)
+    chex.assert_axis_dimension_gt(x, 0, 0)

@@ -108,7 +108,7 @@ def test_fit_argument_errors_spelled_out(tmp_path):
     assert_clear(lambda: fit((x, -y - 1)), "training_data: labels y must be >= 0")
     bad = x.copy()
     bad[3, 2] = np.nan
-    assert_clear(lambda: fit((bad, y)), "training_data: x holds 1 NaN/Inf")
+    assert_clear(lambda: fit((bad, y)), "training_data: x holds NaN/Inf")
     assert_clear(lambda: fit((x, y), batch_size=11), "batch_size must be an integer in [1, 10]")
     evaluate = partial(network.evaluate, net=NET)
     assert_clear(lambda: fit((x, y), evaluate=evaluate, evaluation_data=(x[:, :5], y)),
