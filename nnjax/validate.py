@@ -2,10 +2,10 @@
 
 Every check raises ``ValueError`` (wrong value) or ``TypeError`` (wrong kind of thing)
 naming the argument, what was expected and what was given. Shapes, ranks, dtypes and
-finiteness are checked by chex through `expect`, which puts the argument's name and what to do
-in front of chex's finding. Hyperparameters may be
-arrays (a sweep vmaps over them) and are checked element-wise; traced values inside
-``jit``/``vmap`` cannot be inspected and are skipped (docs/design_notes.md).
+finiteness are checked by chex through `expect`, which puts the argument's name and what to
+do in front of chex's finding. Hyperparameters may be arrays (a sweep vmaps over them) and
+are checked element-wise; traced values inside ``jit``/``vmap`` cannot be inspected and are
+skipped (docs/design_notes.md).
 """
 
 import math

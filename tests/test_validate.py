@@ -8,6 +8,7 @@ import traceback
 from functools import partial
 from pathlib import Path
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -128,6 +129,25 @@ def test_fit_argument_errors_spelled_out(tmp_path):
                                                                           "lie in [0, 3)")
     assert_clear(lambda: network.check_data((x, make((10, 4), np.float32)), NET), "targets y have "
                                                                                   "4 columns")
+
+
+def test_chex_findings_follow_what_to_do():
+    """`validate.expect`: chex checks the shape; the message names the argument first, then chex's
+    finding in brackets, as a ValueError; with chex's asserts disabled the check is skipped."""
+    x = make((4, 5), np.float32)
+    with pytest.raises(ValueError) as info:
+        network.feedforward(PARAMS, x, NET)
+    message = str(info.value)
+    assert message.startswith("x must be a floating-point batch of shape (m, 6) for sizes "
+                              "(6, 5, 3)")
+    assert "input 0 has shape (4, 5) but expected (None, 6)" in message
+    chex.disable_asserts()
+    try:
+        validate.expect("never raised", chex.assert_shape, x, (1, 1))
+    finally:
+        chex.enable_asserts()
+    assert_clear(lambda: validate.expect("x must be 1 × 1", chex.assert_shape, x, (1, 1)),
+                 "x must be 1 × 1 (")
 
 
 def test_other_constructors():
