@@ -248,3 +248,19 @@ def test_sweep_quick_end_to_end(fashion_dir, tmp_path):
     first = png.read_bytes()
     sweep_grid.heat_map(result, png)
     assert png.read_bytes() == first  # byte-stable: no version stamp
+
+
+@pytest.mark.slow
+def test_conv_sweep_quick_end_to_end(fashion_dir, tmp_path):
+    """`--net 6f`: chapter 6's conv net as a vmapped η × λ grid, members equal to their own runs up
+    to rounding, each with its best-validation epoch and the test accuracy there."""
+    result = sweep_grid.main(["--net", "6f", "--quick", "--quiet", "--data-dir", str(fashion_dir),
+                              "--out", str(tmp_path)])
+    assert result["net"] == "6f" and result["network"].startswith("conv 20,40")
+    assert list(result["config"]["convs"]) == [20, 40]
+    assert result["config"]["dataset"] == "fashion-mnist"
+    assert len(result["test_at_best_validation_percent"]) == 4
+    assert len(result["best_validation_epoch"]) == 4
+    np.testing.assert_allclose(result["best_validation_percent"], result["one_at_a_time_percent"],
+                               atol=3.0)
+    assert (tmp_path / "sweep_6f_fashion-mnist.png").stat().st_size > 0
