@@ -16,9 +16,10 @@ scored on the 10,000 validation images (and the test images) after each epoch:
   scaling, 15 epochs unless ``--epochs``.
 
 The heat map shows each member's best validation accuracy over the epochs; the JSON also
-holds each member's test accuracy at that epoch. Unless ``--no-compare``, the same grid is
-then trained one configuration at a time (`nnjax.train.fit`), and both wall times are
-written beside the map.
+holds each member's test accuracy at that epoch and every member's validation and test
+accuracy after every epoch (``history_percent``, epoch-major). Unless ``--no-compare``, the
+same grid is then trained one configuration at a time (`nnjax.train.fit`), and both wall
+times are written beside the map.
 
 Writes DIR/sweep_<data set>.json (grid, accuracies, times) and DIR/sweep_<data set>.png, or
 sweep_6f_<data set>.* for the conv net.
@@ -128,9 +129,10 @@ def best_epochs(hist: dict, k: int) -> list[dict]:
     return out
 
 
-def vmapped(problem: Problem, grid, epochs: int, verbose: bool) -> tuple[list[dict], float]:
-    """Train every grid member in one vmapped program; each member's `best_epochs`, and the wall
-    time."""
+def vmapped(problem: Problem, grid, epochs: int,
+            verbose: bool) -> tuple[list[dict], dict, float]:
+    """Train every grid member in one vmapped program; each member's `best_epochs`, the history
+    (correct counts per epoch, one per member) and the wall time."""
     params, key = problem.start
     k = len(grid)
     start = time.perf_counter()
@@ -146,7 +148,8 @@ def vmapped(problem: Problem, grid, epochs: int, verbose: bool) -> tuple[list[di
                         on_epoch=progress.progress_printer(f"{k} members", epochs,
                                                            len(problem.validation[1]))
                         if verbose else None)
-    return best_epochs(hist, k), time.perf_counter() - start
+    history = {name: hist[f"{name}_accuracy"] for name in ("validation", "test")}
+    return best_epochs(hist, k), history, time.perf_counter() - start
 
 
 def one_at_a_time(problem: Problem, grid, epochs: int, verbose: bool) -> tuple[list[dict], float]:
@@ -255,10 +258,12 @@ def main(argv=None) -> dict:
     problem = problem_for(args.net, args.dataset, epochs=args.epochs, train_size=args.train_size,
                           quick=args.quick, lmbda=lmbdas[0], data_dir=args.data_dir)
     cfg, grid, n_eval = problem.cfg, members(etas, lmbdas), len(problem.validation[1])
-    best, sweep_s = vmapped(problem, grid, cfg.epochs, not args.quiet)
+    best, history, sweep_s = vmapped(problem, grid, cfg.epochs, not args.quiet)
     result = {"dataset": args.dataset, "network": problem.label, "net": args.net,
               "etas": list(etas), "lmbdas": list(lmbdas), "epochs": cfg.epochs,
               "train_size": len(problem.training[1]), "n_eval": n_eval, **percents(best, n_eval),
+              "history_percent": {name: [[result_files.percent(c, n_eval) for c in epoch]
+                                         for epoch in counts] for name, counts in history.items()},
               "sweep_s": sweep_s, "one_at_a_time_s": None, "config": dataclasses.asdict(cfg),
               **result_files.environment()}
     if not args.no_compare:

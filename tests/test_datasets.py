@@ -261,6 +261,9 @@ def test_conv_sweep_quick_end_to_end(fashion_dir, tmp_path):
     assert result["config"]["dataset"] == "fashion-mnist"
     assert len(result["test_at_best_validation_percent"]) == 4
     assert len(result["best_validation_epoch"]) == 4
+    history = result["history_percent"]
+    assert np.shape(history["validation"]) == (1, 4) == np.shape(history["test"])  # 1 epoch
+    assert [max(h) for h in zip(*history["validation"])] == result["best_validation_percent"]
     np.testing.assert_allclose(result["best_validation_percent"], result["one_at_a_time_percent"],
                                atol=3.0)
     assert (tmp_path / "sweep_6f_fashion-mnist.png").stat().st_size > 0
