@@ -95,7 +95,8 @@ def plot_curves(records: list[dict], path: Path) -> Path:
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(96.5, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if ax.lines:  # not when every row is a separately trained ensemble
+        ax.legend(fontsize=8, ncol=2)
     ax.set_title("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of "
                  "each row")
     return save(fig, path)
