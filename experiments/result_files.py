@@ -156,14 +156,15 @@ def on_mnist(r: dict) -> bool:
 
 def dataset_table(records: list[dict]) -> str:
     """Our figures on data other than MNIST, one row per record, naming the data set. No book
-    column and no note: both speak of the book's MNIST runs."""
-    lines = ["| id | data set | ours best | mean ± std | seeds | metric | wall s |",
-             "|---|---|---|---|---|---|---|"]
+    column and no note (both speak of the book's MNIST runs), but the `marks`: a smoke run or
+    a ``--set`` change must show here too."""
+    lines = ["| id | data set | ours best | mean ± std | seeds | metric | wall s | marks |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in records:
         _, best, ms = formatted(r)
         lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | "
                      f"{len(r.get('seeds', []))} | {cell(r.get('metric', ''))} | "
-                                                     f"{r['wall_s']:.1f} |")
+                     f"{r['wall_s']:.1f} | {cell('; '.join(marks(r)))} |")
     return "\n".join(lines) + (f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; "
                               f"{environment()['machine']}.\n")
 

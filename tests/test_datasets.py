@@ -194,6 +194,14 @@ def test_mnist_tables_keep_the_book_column():
     assert "95.42" not in result_files.markdown_table([record | {"dataset": "kmnist"}])
 
 
+def test_other_data_tables_mark_changed_configs():
+    record = {"id": "6f", "book": 99.23, "best": 88.0, "mean": 88.0, "std": 0.0, "seeds": [0],
+              "metric": "peak", "wall_s": 1.0, "device": "cpu", "dataset": "fashion-mnist"}
+    assert result_files.markdown_table([record]).splitlines()[2].endswith("| 1.0 |  |")
+    changed = result_files.markdown_table([record | {"modified": ["epochs=15"], "quick": True}])
+    assert "smoke run (--quick); modified: --set epochs=15 |" in changed
+
+
 def test_set_dataset_is_refused(capsys):
     with pytest.raises(SystemExit):
         ch1.main(["--quick", "--set", "dataset=kmnist"])
