@@ -23,6 +23,8 @@ from typing import Any
 import jax
 import numpy as np
 
+REPO = Path(__file__).resolve().parent.parent  # the checkout whose commit a record names
+
 
 def environment() -> dict[str, Any]:
     """Where a result was computed: device, versions, machine."""
@@ -39,15 +41,16 @@ def environment() -> dict[str, Any]:
 
 
 
-def git_commit() -> str:
-    """The commit of the code that runs (with "-dirty" when tracked files differ from it), or
-    "unknown"."""
-    top = Path(__file__).resolve().parent.parent
+def git_commit(top: Path = REPO) -> str:
+    """The commit of the code that runs, or "unknown". "-dirty" is added when tracked files
+    outside ``results/`` differ from it: the scripts write their own results there, so a long
+    run's second record would otherwise call its unchanged code dirty."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=top, capture_output=True, text=True,
                               check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=top,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=top, capture_output=True, text=True,
+                               check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head.stdout.strip() + "-dirty" * bool(dirty.stdout.strip())

@@ -1,6 +1,8 @@
 """experiments.report and experiments.figures: the reproduction report and figures from saved
 results."""
 
+import subprocess
+
 import pytest
 
 from experiments import figures, report, result_files
@@ -53,3 +55,23 @@ def test_figures_skip_chapters_without_results(tmp_path, capsys):
     assert "ch1: no" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         figures.main(["--results", str(tmp_path / "missing")])
+
+
+def test_git_commit_is_dirty_for_changed_code_but_not_for_written_results(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "ch6.json").write_text("[]")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    head = result_files.git_commit(tmp_path)
+    assert len(head) == 40
+    (tmp_path / "results" / "ch6.json").write_text("[{}]")  # a run writes its own results
+    assert result_files.git_commit(tmp_path) == head
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert result_files.git_commit(tmp_path) == head + "-dirty"
+    assert result_files.git_commit(tmp_path / "results" / "nowhere") == "unknown"
