@@ -318,7 +318,7 @@ class BestEpoch(train.Piece):
             opt_state=optim.set_hyperparams(run.state.opt_state, lmbda=lmbda))
         if int(run.state.epoch) < run.epochs:
             # the code that trains the coming epochs
-            self.commits = self.commits + [result_files.git_commit()]
+            self.commits = self.commits + [result_files.code_commit()]
         # members split over several devices
         if self.ensemble and len(self.seeds) % jax.device_count() == 0:
             params, opt_state, key = parallel.shard_members((run.state.params, run.state.opt_state,

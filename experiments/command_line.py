@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jax
 
-from experiments import cli
+from experiments import cli, result_files
 from experiments.run_config import RunConfig, fields_epilog, override
 from nnjax import data
 
@@ -85,10 +85,12 @@ def add_run_options(p: argparse.ArgumentParser, config: type = RunConfig, *,
 
 def parse_args(p: argparse.ArgumentParser, argv=None,
                default_checkpoints: bool = False) -> argparse.Namespace:
-    """Parse a chapter's command line, check what can be checked before any work, and turn
-    on the compilation cache if one is asked for. ``default_checkpoints``: the script has a
-    default checkpoint folder, so --resume needs no --checkpoint-dir."""
+    """Parse a chapter's command line, check what can be checked before any work, turn on
+    the compilation cache if one is asked for, and note the commit of the code that runs.
+    ``default_checkpoints``: the script has a default checkpoint folder, so --resume needs
+    no --checkpoint-dir."""
     args = p.parse_args(argv)
+    result_files.code_commit()  # the commit this process's records will name
     if getattr(args, "resume", False) and args.checkpoint_dir is None and not default_checkpoints:
         p.error("--resume needs --checkpoint-dir DIR (where the checkpoints are)")
     if (getattr(args, "checkpoint_dir", None) and not args.resume and not default_checkpoints

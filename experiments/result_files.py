@@ -11,6 +11,7 @@ of ids not run again. Plotting reads these files and never retrains.
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -36,7 +37,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                    f"{platform.processor() or platform.system()}",
-        "git_commit": git_commit(),
+        "git_commit": code_commit(),
     }
 
 
@@ -54,6 +55,14 @@ def git_commit(top: Path = REPO) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head.stdout.strip() + "-dirty" * bool(dirty.stdout.strip())
+
+
+@functools.cache
+def code_commit() -> str:
+    """`git_commit` of this checkout when first asked for in this process, i.e. the commit of
+    the code the process loaded. The scripts ask at start-up (`command_line.parse_args`), so a
+    record written hours later still names it when the checkout has moved on meanwhile."""
+    return git_commit()
 
 
 def percent(correct: int, total: int) -> float:

@@ -1,11 +1,12 @@
 """experiments.report and experiments.figures: the reproduction report and figures from saved
 results."""
 
+import argparse
 import subprocess
 
 import pytest
 
-from experiments import figures, report, result_files
+from experiments import command_line, figures, report, result_files
 
 
 def ch1_record(id_: str, book, accuracy: list[float]) -> dict:
@@ -75,3 +76,18 @@ def test_git_commit_is_dirty_for_changed_code_but_not_for_written_results(tmp_pa
     (tmp_path / "code.py").write_text("x = 2\n")
     assert result_files.git_commit(tmp_path) == head + "-dirty"
     assert result_files.git_commit(tmp_path / "results" / "nowhere") == "unknown"
+
+
+def test_records_name_the_commit_the_process_started_with(monkeypatch):
+    """A run that started at commit a and is written after the checkout moved to b names a."""
+    commits = iter(["a" * 40, "b" * 40])
+    monkeypatch.setattr(result_files, "git_commit", lambda: next(commits))
+    result_files.code_commit.cache_clear()
+    try:
+        p = argparse.ArgumentParser()
+        p.add_argument("--compile-cache", default=None)
+        command_line.parse_args(p, [])  # start-up
+        assert result_files.environment()["git_commit"] == "a" * 40
+        assert next(commits) == "b" * 40  # the checkout has moved on; the record did not ask
+    finally:
+        result_files.code_commit.cache_clear()
