@@ -41,9 +41,8 @@ def environment() -> dict[str, Any]:
     }
 
 
-
 def git_commit(top: Path = REPO) -> str:
-    """The commit of the code that runs, or "unknown". "-dirty" is added when tracked files
+    """The commit checked out in ``top``, or "unknown". "-dirty" is added when tracked files
     outside ``results/`` differ from it: the scripts write their own results there, so a long
     run's second record would otherwise call its unchanged code dirty."""
     try:
