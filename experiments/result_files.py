@@ -176,8 +176,25 @@ def dataset_table(records: list[dict]) -> str:
         lines.append(f"| {r['id']} | {r.get('dataset', 'mnist')} | {best} | {ms} | "
                      f"{len(r.get('seeds', []))} | {cell(r.get('metric', ''))} | "
                      f"{r['wall_s']:.1f} | {cell('; '.join(marks(r)))} |")
-    return "\n".join(lines) + (f"\n\nDevice: {records[0]['device']}; jax {jax.__version__}; "
-                              f"{environment()['machine']}.\n")
+    return "\n".join(lines) + f"\n\n{provenance_line(records)}\n"
+
+
+def device_name(name: str) -> str:
+    """A device name as `environment` writes it now: records written before it left out a
+    device kind equal to the platform say "cpu:cpu" for "cpu"."""
+    platform_name, _, kind = name.partition(":")
+    return platform_name if kind == platform_name else name
+
+
+def provenance_line(records: list[dict]) -> str:
+    """Where the records in a table ran, as their own fields say (merged records may come from
+    several machines or jax versions: each distinct value is listed once, in order)."""
+    def distinct(field: str) -> str:
+        seen = dict.fromkeys(device_name(r[field]) if field == "device" else r[field]
+                             for r in records if r.get(field))
+        return " / ".join(seen) or "unknown"
+    return (f"Device: {distinct('device')}; jax {distinct('jax_version')}; "
+            f"{distinct('machine')}.")
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -191,9 +208,7 @@ def markdown_table(records: list[dict]) -> str:
         lines.append(f"| {r['id']} | {book_cell(r, book)} | {best} | {ms} | "
                      f"{len(r.get('seeds', []))} | {cell(r.get('metric', ''))} | "
                                                      f"{r['wall_s']:.1f} | {note_cell(r)} |")
-    dev = records[0]["device"] if records else ""
-    lines.append(f"\nData: MNIST. Device: {dev}; jax {jax.__version__}; "
-                 f"{environment()['machine']}.")
+    lines.append(f"\nData: MNIST. {provenance_line(records)}")
     return "\n".join(lines) + "\n"
 
 

@@ -91,3 +91,17 @@ def test_records_name_the_commit_the_process_started_with(monkeypatch):
         assert next(commits) == "b" * 40  # the checkout has moved on; the record did not ask
     finally:
         result_files.code_commit.cache_clear()
+
+
+def test_table_footers_say_where_their_own_records_ran():
+    base = {"id": "6f", "best": 99.0, "mean": 99.0, "std": 0.0, "seeds": [0], "metric": "peak",
+            "wall_s": 1.0, "jax_version": "0.4.1", "machine": "x86_64, 2 cores, Linux"}
+    records = [base | {"device": "cpu:cpu"},  # the device name records used to be written with
+               base | {"id": "6g", "device": "cpu"},
+               base | {"id": "6k", "device": "gpu: NVIDIA H200", "jax_version": "0.10.2",
+                       "machine": "x86_64, 16 cores, Linux"}]
+    footer = result_files.markdown_table(records).splitlines()[-1]
+    assert footer == ("Data: MNIST. Device: cpu / gpu: NVIDIA H200; jax 0.4.1 / 0.10.2; "
+                      "x86_64, 2 cores, Linux / x86_64, 16 cores, Linux.")
+    other = result_files.markdown_table([r | {"dataset": "kmnist"} for r in records[:2]])
+    assert other.splitlines()[-1] == "Device: cpu; jax 0.4.1; x86_64, 2 cores, Linux."
