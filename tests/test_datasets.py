@@ -227,12 +227,31 @@ def test_ladder_quick_end_to_end(fashion_dir, tmp_path):
                            str(fashion_dir), "--out", str(out), "--mnist-results", str(results)])
     assert [r["id"] for r in records] == list(ladder.MILESTONES)
     assert {r["dataset"] for r in records} == {"fashion-mnist"}
-    assert tuple(records[-1]["config"]["convs"]) == (20, 40)  # 6f through chapter 6's own training
+    by_id = {r["id"]: r for r in records}
+    assert tuple(by_id["6f"]["config"]["convs"]) == (20, 40)  # through chapter 6's own training
+    assert by_id["6g"]["config"]["expand"] == "shifts"
     md = (out / "ladder_fashion-mnist.md").read_text()
+    assert "| 6g | conv 20,40 → FC 100, shifts expanded data |" in md
     mnist_1a = next(r for r in json.loads((results / "ch1.json").read_text())
                     if r["id"] == "1a")["best"]
     # our saved MNIST figure and the book's beside the new data's
     assert f"| {mnist_1a:.2f}% | 95.42% |" in md
+
+
+@pytest.mark.slow
+def test_ladder_resumes_stored_conv_rows_and_merges(fashion_dir, tmp_path, capsys):
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    common_args = ["--quick", "--quiet", "--data-dir", str(fashion_dir), "--out", str(out),
+                   "--checkpoint-dir", str(ckpt)]
+    first = ladder.main(common_args + ["--only", "1a,6b"])
+    assert sorted(ckpt.rglob("*.ckpt")) and sorted((out / ch6.STORE).rglob("*.npz"))
+    with pytest.raises(SystemExit) as refused:  # the 6b network exists: never trained over
+        ladder.main(common_args + ["--only", "6b"])
+    assert refused.value.code == 2 and "add --resume" in capsys.readouterr().err
+    again = ladder.main(common_args + ["--only", "6b", "--resume", "--merge"])
+    assert again[0]["per_seed"] == first[1]["per_seed"]  # read back, not trained again
+    saved = json.loads((out / "ladder_fashion-mnist.json").read_text())
+    assert [r["id"] for r in saved] == ["1a", "6b"]
 
 
 def test_ladder_caps_conv_epochs_on_cpu_unless_full():
