@@ -670,6 +670,7 @@ def main(argv=None) -> list[dict]:
                                                                                  else args.seeds))
     root = (Path(args.checkpoint_dir) if args.checkpoint_dir
             else None if args.quick else default_runs_dir())
+    args.checkpoint_dir = root and str(root)  # named by the Ctrl-C message
     store = Path(args.out) / STORE
     if root and not args.resume:
         refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds)
