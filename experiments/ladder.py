@@ -131,7 +131,7 @@ def main(argv=None) -> list[dict]:
                    default=os.environ.get(command_line.COMPILE_CACHE_ENV) or None,
                    help="keep compiled programs in DIR (default: "
                         f"${command_line.COMPILE_CACHE_ENV}, else none)")
-    args = command_line.parse_args(p, argv)
+    args = command_line.parse_args(p, argv, default_checkpoints=True)
     ids = command_line.parse_only(args.only, MILESTONES)
     configs = [milestone(i, args.dataset, quick=args.quick, full=args.full) for i in MILESTONES
                if i in ids]
