@@ -414,6 +414,16 @@ def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_ENV) or Path.home() / ".cache" / "nnjax" / "runs")
 
 
+def checkpoint_root(args) -> Path | None:
+    """Where a command's networks keep their checkpoints: --checkpoint-dir, else (except under
+    --quick) `default_runs_dir`. It is written back into ``args`` so that the Ctrl-C message
+    (`interrupts.saving_on_interrupt`) names the folder to --resume from."""
+    root = (Path(args.checkpoint_dir) if args.checkpoint_dir
+            else None if args.quick else default_runs_dir())
+    args.checkpoint_dir = root and str(root)
+    return root
+
+
 def vmapped(cfg: ConvConfig) -> bool:
     """Whether an ensemble trains as one vmapped program ("auto": on an accelerator, not on a
     CPU)."""
@@ -668,9 +678,7 @@ def main(argv=None) -> list[dict]:
                                                    key=lambda c: order.index(c.id)), quick)
     seeds = parse_seed_list(p, args.seed_list) if args.seed_list else list(range(1 if args.quick
                                                                                  else args.seeds))
-    root = (Path(args.checkpoint_dir) if args.checkpoint_dir
-            else None if args.quick else default_runs_dir())
-    args.checkpoint_dir = root and str(root)  # named by the Ctrl-C message
+    root = checkpoint_root(args)
     store = Path(args.out) / STORE
     if root and not args.resume:
         refuse_existing(p, [j for c in configs for s in seeds_of(c, seeds)

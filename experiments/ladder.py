@@ -136,9 +136,7 @@ def main(argv=None) -> list[dict]:
     configs = [milestone(i, args.dataset, quick=args.quick, full=args.full) for i in MILESTONES
                if i in ids]
     seeds = list(range(args.seeds))
-    root = (Path(args.checkpoint_dir) if args.checkpoint_dir
-            else None if args.quick else ch6.default_runs_dir())
-    args.checkpoint_dir = root and str(root)  # named by the Ctrl-C message
+    root = ch6.checkpoint_root(args)
     conv_options = dict(root=root, store=Path(args.out) / ch6.STORE, resume=args.resume)
     if root and not args.resume:
         ch6.refuse_existing(p, [j for c in configs if isinstance(c, ch6.ConvConfig)
