@@ -55,7 +55,8 @@ def chapter_rows(chapter: str, records: list[dict]) -> list[str]:
             b, best, ms = result_files.formatted(r)
             lines.append(f"| {r['id']} | {result_files.book_cell(r, b)} | {best} | {ms} | "
                          f"{len(r.get('seeds', []))} | "
-                         f"{result_files.cell(r.get('metric', ''))} | {r.get('device', '')} | "
+                         f"{result_files.cell(r.get('metric', ''))} | "
+                         f"{result_files.device_name(r.get('device', ''))} | "
                          f"{r.get('wall_s', 0):.0f} | {result_files.note_cell(r)} |")
     return lines
 
@@ -69,6 +70,26 @@ def reference_section(results: Path, records: list[dict]) -> list[str]:
     return ["### Spread over seeds, against the NumPy reference (`python -m "
             "experiments.ch1_reference`)", "", ch1_reference.comparison(json.loads(
                 path.read_text()), records)]
+
+
+def networks_section(records: list[dict]) -> list[str]:
+    """Every network (or separately trained ensemble) behind the chapter-6 rows, one line per
+    seed: the spread each row's best and mean ± std summarise. Epochs count from 0."""
+    lines = ["### Every network, by seed", "",
+             "Test accuracy at the epoch of best validation accuracy (the book's metric) and its "
+             "number of misclassified test images, beside the test accuracy after the last epoch "
+             "and the highest test accuracy of any epoch. Epochs count from 0.", "",
+             "| id | seed | epochs | best-validation epoch | validation there | test there | "
+             "test errors | last-epoch test | peak test | wall h |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        for s in r["per_seed"]:
+            lines.append(f"| {r['id']} | {s['seed']} | {len(s['history']['test_accuracy'])} | "
+                         f"{s['best_validation_epoch']} | {s['best_validation']:.2f}% | "
+                         f"{s['test_at_best_validation']:.2f}% | {len(s['errors'])} | "
+                         f"{s['final_test']:.2f}% | {s['peak_test']:.2f}% | "
+                         f"{s['wall_s'] / 3600:.2f} |")
+    return lines + [""]
 
 
 def report(results: Path, pngs: list[Path]) -> str:
@@ -89,6 +110,8 @@ def report(results: Path, pngs: list[Path]) -> str:
         parts += HEADER + chapter_rows(chapter, records) + [""]
         if chapter == "ch1":
             parts += reference_section(results, records)
+        if chapter == "ch6" and records:
+            parts += networks_section(records)
         parts += [f"![{p.stem}]({p.name})" for p in sorted(pngs)
                   if p.name.startswith(f"{chapter}_")] + [""]
     parts += [f"Machines: {'; '.join(sorted(machines)) or '–'}. jax "

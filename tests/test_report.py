@@ -105,3 +105,24 @@ def test_table_footers_say_where_their_own_records_ran():
                       "x86_64, 2 cores, Linux / x86_64, 16 cores, Linux.")
     other = result_files.markdown_table([r | {"dataset": "kmnist"} for r in records[:2]])
     assert other.splitlines()[-1] == "Device: cpu; jax 0.4.1; x86_64, 2 cores, Linux."
+
+
+def test_chapter_6_lists_every_network_by_seed():
+    def network(seed: int, test: list[float]) -> dict:
+        best = seed  # epoch of best validation, counted from 0
+        return {"seed": seed, "seeds": [seed], "best_validation_epoch": best,
+                "best_validation": 99.5 + seed / 10, "test_at_best_validation": test[best],
+                "errors": [[i, 7, 1] for i in range(round(100 * (100 - test[best])))],
+                "final_test": test[-1], "peak_test": max(test), "wall_s": 5400.0 * (seed + 1),
+                "history": {"test_accuracy": test}}
+    per_seed = [network(0, [99.5, 99.55, 99.4]), network(1, [99.3, 99.64, 99.6])]
+    rec = {"id": "6k", "book": 99.6, "note": "", "metric": "test_at_best_validation",
+           **result_files.summary([s["test_at_best_validation"] for s in per_seed]),
+           "seeds": [0, 1], "per_seed": per_seed, "config": {}, "wall_s": 16200.0,
+           "device": "cpu:cpu", "jax_version": "0.0", "machine": "test machine"}
+    text = "\n".join(report.chapter_rows("ch6", [rec]) + report.networks_section([rec]))
+    # the row names the device as records are written now ("cpu", not "cpu:cpu")
+    assert ("| 6k | 99.60% | 99.64% | 99.57 ± 0.07 | 2 | test_at_best_validation | cpu | 16200 |"
+            in text)
+    assert "| 6k | 0 | 3 | 0 | 99.50% | 99.50% | 50 | 99.40% | 99.55% | 1.50 |" in text
+    assert "| 6k | 1 | 3 | 1 | 99.60% | 99.64% | 36 | 99.60% | 99.64% | 3.00 |" in text
