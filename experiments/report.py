@@ -6,10 +6,10 @@
 Without ``--run`` it only reads DIR/chN.json (default ``results``), redraws the figures
 (`experiments.figures`) and writes DIR/REPORT.md: one table per chapter with every row of
 docs/book.md (rows never run say so), our best and mean ± std over seeds, the seeds, device and
-wall time, then the chapter's figures. ``--run`` first runs every chapter script with
-``--merge`` (hours at the book's settings on a CPU; ``--quick`` runs the seconds-long
-versions into DIR/quick unless ``--results`` says otherwise, so saved full results are
-never overwritten by smoke runs).
+wall time (chapter 6 also lists every network by seed), then the chapter's figures. ``--run``
+first runs every chapter script with ``--merge`` (hours at the book's settings on a CPU;
+``--quick`` runs the seconds-long versions into DIR/quick unless ``--results`` says otherwise,
+so saved full results are never overwritten by smoke runs).
 """
 
 import argparse
