@@ -6,8 +6,9 @@ Reads DIR/ch6.json (and DIR/ch6_<id>_filters.npz) written by `experiments.ch6` a
 next to them:
 - ch6_errors.png: the misclassified test digits of the best network (the ensemble when
   there is one), each with its true and predicted label, as the book shows its
-  ensemble's 33 errors;
-- ch6_filters_<id>.png: the learned 5×5 filters of both conv layers of that row's best run;
+  ensemble's 33 errors, and the book's count for that row beside ours;
+- ch6_filters_<id>.png: the learned 5×5 filters of both conv layers of that row's best run
+  (an ensemble's first member);
 - ch6_curves.png: validation and test accuracy per epoch of each row's best run;
 - ch6_expansion.png: training images with their four one-pixel shifts (the book's
   expanded data) and the optional rotations and elastic distortions of `nnjax.expand`.
@@ -35,7 +36,7 @@ def best_run(record: dict) -> dict:
 def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 11,
                 most: int = 110) -> Path:
     """A grid of the misclassified test images of ``record``'s best run (the first ``most``), "true
-    → predicted"."""
+    → predicted", titled with the book's error count for the row when it reports one."""
     all_errors = best_run(record)["errors"]
     errors = all_errors[:most]
     rows = max(1, math.ceil(len(errors) / cols))
@@ -45,11 +46,21 @@ def plot_errors(record: dict, test_images: np.ndarray, path: Path, cols: int = 1
     for ax, (index, label, predicted) in zip(axes.flat, errors):
         ax.imshow(test_images[index].reshape(28, 28), cmap="Greys", vmin=0, vmax=1)
         ax.set_title(f"{label} → {predicted}", fontsize=8)
-    shown = (f"the {len(errors)}" if len(errors) == len(all_errors)
-             else f"{len(errors)} of the {len(all_errors)}")
-    fig.suptitle(f"{record['id']}: {shown} misclassified test digits (true → predicted), "
-                 f"test {best_run(record)[METRIC]:.2f}%", fontsize=9)
+    fig.suptitle(errors_title(record, len(errors), len(test_images)), fontsize=9)
     return save(fig, path)
+
+
+def errors_title(record: dict, shown: int, test_size: int) -> str:
+    """The error grid's title: how many of the best run's errors it shows, its test accuracy, and
+    the book's error count and accuracy for the row (the book's 6l: 33 errors, 99.67%)."""
+    run = best_run(record)
+    total = len(run["errors"])
+    count = f"the {shown}" if shown == total else f"{shown} of the {total}"
+    book = record.get("book")
+    versus = ("" if book is None else
+              f"; the book: {round((100 - book) / 100 * test_size)} errors, {book:.2f}%")
+    return (f"{record['id']}: {count} misclassified test digits (true → predicted), "
+            f"test {run[METRIC]:.2f}%{versus}")
 
 
 def _tiles(kernels: np.ndarray, per_row: int, ax, title: str) -> None:
@@ -79,6 +90,13 @@ def plot_filters(filters: list[np.ndarray], net_id: str, path: Path) -> Path:
         _tiles(kernels, f, ax, f"{net_id} conv layer {layer}: {f} feature maps (columns) × "
                                f"{c} input channel{'s' * (c > 1)} (rows), {k}×{k}")
     return save(fig, path)
+
+
+def filters_name(record: dict) -> str:
+    """Whose filters a row's figure shows: its best run's, or an ensemble's first member's."""
+    if record["config"]["members"] == 1:
+        return record["id"]
+    return f"{record['id']} (first member, seed {best_run(record)['seeds'][0]})"
 
 
 def plot_curves(records: list[dict], path: Path) -> Path:
@@ -139,7 +157,7 @@ def plot_all(json_path, data_dir=None) -> list[Path]:
                 paths.append(plot_filters([f[k] for k in sorted(f.files,
                                                                 key=lambda s: int(s.split("_")[
                                                                     1]))],
-                                          r["id"], out / f"ch6_filters_{r['id']}.png"))
+                                          filters_name(r), out / f"ch6_filters_{r['id']}.png"))
     return paths
 
 

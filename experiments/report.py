@@ -82,14 +82,22 @@ def networks_section(records: list[dict]) -> list[str]:
              "| id | seed | epochs | best-validation epoch | validation there | test there | "
              "test errors | last-epoch test | peak test | wall h |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        for s in r["per_seed"]:
-            lines.append(f"| {r['id']} | {s['seed']} | {len(s['history']['test_accuracy'])} | "
-                         f"{s['best_validation_epoch']} | {s['best_validation']:.2f}% | "
-                         f"{s['test_at_best_validation']:.2f}% | {len(s['errors'])} | "
-                         f"{s['final_test']:.2f}% | {s['peak_test']:.2f}% | "
-                         f"{s['wall_s'] / 3600:.2f} |")
-    return lines + [""]
+    return lines + [network_line(r["id"], s) for r in records for s in r["per_seed"]] + [""]
+
+
+def network_line(id_: str, s: dict) -> str:
+    """One network's line of `networks_section`. A separately trained ensemble (6l from 6k's
+    stored members) votes with each member at its own best-validation epoch, so it has no epoch
+    of its own and no per-epoch test accuracy: those cells read "each member's" and "–"."""
+    seeds = s.get("seeds", [s["seed"]])
+    separate = "best_validation_epoch" not in s
+    cells = [id_, f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else s["seed"],
+             s["epochs_done"] if separate else len(s["history"]["test_accuracy"]),
+             "each member's" if separate else s["best_validation_epoch"],
+             f"{s['best_validation']:.2f}%", f"{s['test_at_best_validation']:.2f}%",
+             len(s["errors"]), f"{s['final_test']:.2f}%",
+             "–" if separate else f"{s['peak_test']:.2f}%", f"{s['wall_s'] / 3600:.2f}"]
+    return "| " + " | ".join(map(str, cells)) + " |"
 
 
 def report(results: Path, pngs: list[Path]) -> str:

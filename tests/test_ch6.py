@@ -62,6 +62,20 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
+def test_figure_titles_name_the_book_count_and_whose_filters():
+    vote = {"seeds": [0, 1, 2, 3, 4], "test_at_best_validation": 99.61,
+            "errors": [[i, 7, 1] for i in range(39)]}
+    ens = {"id": "6l", "book": 99.67, "config": {"members": 5}, "per_seed": [vote]}
+    assert ch6_plots.errors_title(ens, 39, 10_000) == (
+        "6l: the 39 misclassified test digits (true → predicted), test 99.61%; "
+        "the book: 33 errors, 99.67%")
+    assert ch6_plots.errors_title({**ens, "book": None}, 20, 10_000).startswith(
+        "6l: 20 of the 39 misclassified")
+    assert ch6_plots.errors_title({**ens, "book": None}, 20, 10_000).endswith("test 99.61%")
+    assert ch6_plots.filters_name(ens) == "6l (first member, seed 0)"
+    assert ch6_plots.filters_name({**ens, "config": {"members": 1}}) == "6l"
+
+
 def test_separate_ensemble_members_are_the_single_runs_of_their_seeds(tmp_path):
     rows = {c.id: c for c in ch6.RUNS}
     members = [j.directory for j in ch6.jobs_of(dataclasses.replace(rows["6l"],

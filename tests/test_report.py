@@ -126,3 +126,14 @@ def test_chapter_6_lists_every_network_by_seed():
             in text)
     assert "| 6k | 0 | 3 | 0 | 99.50% | 99.50% | 50 | 99.40% | 99.55% | 1.50 |" in text
     assert "| 6k | 1 | 3 | 1 | 99.60% | 99.64% | 36 | 99.60% | 99.64% | 3.00 |" in text
+
+
+def test_a_separately_trained_ensemble_is_one_line_of_its_members_seeds():
+    # 6l voted from stored 6k members: each member at its own best-validation epoch, so the
+    # vote has neither an epoch of best validation nor a per-epoch test history of its own
+    vote = {"seed": 0, "seeds": [0, 1, 2, 3, 4], "best_validation": 99.65,
+            "test_at_best_validation": 99.61, "errors": [[i, 7, 1] for i in range(39)],
+            "final_test": 99.58, "epochs_done": 40, "wall_s": 7200.0,
+            "history": {"member_test_accuracy": [[99.5] * 5] * 40}}
+    assert (report.network_line("6l", vote)
+            == "| 6l | 0–4 | 40 | each member's | 99.65% | 99.61% | 39 | 99.58% | – | 2.00 |")
