@@ -35,10 +35,21 @@ def environment() -> dict[str, Any]:
                                                                              f"{dev.device_kind}",
         "jax_version": jax.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-                   f"{platform.processor() or platform.system()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_name()}, "
+                   f"{platform.system()}",
         "git_commit": code_commit(),
     }
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name: Linux's ``cpuinfo`` names it (two VMs with the same core
+    count can differ twofold in speed), elsewhere `platform.processor`, else "unknown CPU"."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "unknown CPU"
 
 
 def git_commit(top: Path = REPO) -> str:

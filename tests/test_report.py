@@ -93,6 +93,16 @@ def test_records_name_the_commit_the_process_started_with(monkeypatch):
         result_files.code_commit.cache_clear()
 
 
+def test_records_name_the_cpu_model(tmp_path):
+    """Two 2-core VMs of one project ran chapter 6 twofold apart: the record names the CPU."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example CPU 9000\n\nprocessor\t: 1\n"
+                       "model name\t: Example CPU 9000\n")
+    assert result_files.cpu_name(cpuinfo) == "Example CPU 9000"
+    assert result_files.cpu_name(tmp_path / "missing") != ""
+    assert result_files.cpu_name() in result_files.environment()["machine"]
+
+
 def test_table_footers_say_where_their_own_records_ran():
     base = {"id": "6f", "best": 99.0, "mean": 99.0, "std": 0.0, "seeds": [0], "metric": "peak",
             "wall_s": 1.0, "jax_version": "0.4.1", "machine": "x86_64, 2 cores, Linux"}
