@@ -279,10 +279,10 @@ def train_members(cfg: ConvConfig, datasets, seeds: list[int], verbose: bool, ch
 class BestEpoch(train.Piece):
     """Chapter 6's bookkeeping: accuracies on validation and test every epoch, the
     best-validation epoch's errors, conv filters and predictions, the last epoch's
-    predictions, wall time across resumes and the commits that trained the run.
+    predictions, wall time across resumes and the commits and machines that trained the run.
 
     Its arrays live in the state's ``extra`` (checkpointed); the rest is the checkpoint's
-    JSON (`save`, `load`): ``{"history", "commits", "wall_s", "best"}``.
+    JSON (`save`, `load`): ``{"history", "commits", "machines", "wall_s", "best"}``.
     """
 
     def __init__(self, cfg: ConvConfig, datasets, seeds: list[int], outputs):
@@ -294,6 +294,7 @@ class BestEpoch(train.Piece):
                               "mean_probability_validation_accuracy": [],
                               "mean_probability_test_accuracy": []})
         self.best, self.commits, self.wall_s, self.latest = {"best_validation": -1.0}, [], 0.0, None
+        self.machines = []
 
     def arrays(self, params) -> dict:
         """The initial ``State.extra``: the filters and predictions kept at the best and the last
@@ -303,13 +304,14 @@ class BestEpoch(train.Piece):
                 "last_predictions": none}
 
     def save(self) -> dict:
-        return {"history": self.hist, "commits": self.commits, "wall_s": self.wall_s,
-                "best": self.best}
+        return {"history": self.hist, "commits": self.commits, "machines": self.machines,
+                "wall_s": self.wall_s, "best": self.best}
 
     def load(self, saved: dict) -> None:
         self.hist, self.commits, self.wall_s, self.best = (saved[k]
                                                            for k in ("history", "commits", "wall_s",
                                                                      "best"))
+        self.machines = saved.get("machines", [])  # checkpoints before 2 Dec 2026 have none
 
     def start(self, run: train.Run) -> None:
         # λ is the run's: checkpoints written before L2 moved into the optimiser hold λ = 0
@@ -317,8 +319,9 @@ class BestEpoch(train.Piece):
         run.state = run.state.replace(
             opt_state=optim.set_hyperparams(run.state.opt_state, lmbda=lmbda))
         if int(run.state.epoch) < run.epochs:
-            # the code that trains the coming epochs
+            # the code and the machine that train the coming epochs
             self.commits = self.commits + [result_files.code_commit()]
+            self.machines = self.machines + [result_files.machine()]
         # members split over several devices
         if self.ensemble and len(self.seeds) % jax.device_count() == 0:
             params, opt_state, key = parallel.shard_members((run.state.params, run.state.opt_state,
@@ -351,7 +354,8 @@ class BestEpoch(train.Piece):
         self.latest = self.result()
 
     def result(self) -> dict:
-        return result(self.hist, self.best, self.extra, self.seeds, self.wall_s, self.commits)
+        return result(self.hist, self.best, self.extra, self.seeds, self.wall_s, self.commits,
+                      self.machines)
 
 
 def conv_weights(cfg: ConvConfig, params, ensemble_run: bool) -> list:
@@ -381,7 +385,7 @@ def evaluate_epoch(hist: dict, outputs, params, validation, test, ensemble_run: 
 
 
 def result(hist: dict, best: dict, arrays: dict, seeds: list[int], wall_s: float,
-           commits: list[str]) -> dict:
+           commits: list[str], machines: list[str]) -> dict:
     """A run's result from its history, best-validation epoch and `BestEpoch` arrays (see
     `train_members`).
 
@@ -402,7 +406,8 @@ def result(hist: dict, best: dict, arrays: dict, seeds: list[int], wall_s: float
     return {"seeds": seeds, METRIC: hist["test_accuracy"][at["best_validation_epoch"]], **at,
             "peak_test": max(hist["test_accuracy"]), "final_test": hist["test_accuracy"][-1],
             "epochs_done": len(hist["test_accuracy"]), "history": copy.deepcopy(hist),
-            "wall_s": wall_s, "git_commits": sorted(set(commits), key=commits.index)}
+            "wall_s": wall_s, "git_commits": list(dict.fromkeys(commits)),
+            "machines": list(dict.fromkeys(machines))}
 
 
 RUNS_ENV = "NNJAX_RUNS_DIR"
@@ -603,6 +608,7 @@ def vote(members: list[dict], datasets) -> dict:
            "wall_s": sum(m["wall_s"] for m in members),
            "epochs_done": min(m["epochs_done"] for m in members),
            "git_commits": sorted({c for m in members for c in m["git_commits"]}),
+           "machines": sorted({c for m in members for c in m.get("machines", [])}),
            "history": {f"member_{k}": [list(v) for v in zip(*(m["history"][k] for m in members))]
                        for k in ("validation_accuracy", "test_accuracy", "seconds")}}
     for when in ("best_validation_epoch", "last_epoch"):

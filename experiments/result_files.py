@@ -35,10 +35,14 @@ def environment() -> dict[str, Any]:
                                                                              f"{dev.device_kind}",
         "jax_version": jax.__version__,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_name()}, "
-                   f"{platform.system()}",
+        "machine": machine(),
         "git_commit": code_commit(),
     }
+
+
+def machine() -> str:
+    """This computer in a few words: architecture, core count, CPU model and system."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, {cpu_name()}, {platform.system()}"
 
 
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from flax import serialization
 
-from experiments import ch6, ch6_plots, run_config
+from experiments import ch6, ch6_plots, result_files, run_config
 from nnjax import checkpoint, data, ensemble
 
 
@@ -33,6 +33,7 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
         assert len(run["errors"]) == round((100 - r["best"]) * 500 / 100)
         assert r["config"]["epochs"] == 1 and r["config"]["train_size"] == 200
         assert run["git_commits"] and r["git_commit"]
+        assert run["machines"] == [result_files.machine()]
     single, ens = saved
     run = single["per_seed"][0]
     assert single["best"] == run["history"]["test_accuracy"][run["best_validation_epoch"]]
