@@ -9,7 +9,8 @@ next to them:
   ensemble's 33 errors, and the book's count for that row beside ours;
 - ch6_filters_<id>.png: the learned 5×5 filters of both conv layers of that row's best run
   (an ensemble's first member);
-- ch6_curves.png: validation and test accuracy per epoch of each row's best run;
+- ch6_curves.png: validation and test accuracy per epoch of each row's best run, the
+  rows on the expanded training set in a panel of their own;
 - ch6_expansion.png: training images with their four one-pixel shifts (the book's
   expanded data) and the optional rotations and elastic distortions of `nnjax.expand`.
 """
@@ -100,22 +101,32 @@ def filters_name(record: dict) -> str:
 
 
 def plot_curves(records: list[dict], path: Path) -> Path:
-    """Validation (dashed) and test (solid) accuracy per epoch of each row's best run."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    """Validation (dashed) and test (solid) accuracy per epoch of each row's best run: one panel
+    for the rows trained on the training set as given (6a–6f) and one, on its own scale, for
+    those trained on the expanded set (6g–6k), whose curves lie within a point of each other."""
+    groups: dict[str, list[dict]] = {}
     for r in records:
-        hist = best_run(r)["history"]
         # a separately trained ensemble: its members have their own rows
-        if "test_accuracy" not in hist:
-            continue
-        line, = ax.plot(hist["test_accuracy"], label=f"{r['id']} test")
-        ax.plot(hist["validation_accuracy"], "--", color=line.get_color(), alpha=0.6)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(96.5, 100)
-    ax.grid(alpha=0.3)
-    if ax.lines:  # not when every row is a separately trained ensemble
+        if "test_accuracy" in best_run(r)["history"]:
+            expand_ = r["config"].get("expand", "none")
+            groups.setdefault("training set as given" if expand_ == "none"
+                              else f"expanded training set ({expand_})", []).append(r)
+    limits = {"training set as given": (96.5, 99.5)}
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(6.5 * max(len(groups), 1), 5),
+                             squeeze=False)
+    for ax, (title, rows) in zip(axes[0], groups.items()):
+        for r in rows:
+            hist = best_run(r)["history"]
+            line, = ax.plot(hist["test_accuracy"], label=f"{r['id']} test")
+            ax.plot(hist["validation_accuracy"], "--", color=line.get_color(), alpha=0.6)
+        ax.set_ylim(*limits.get(title, (98.5, 99.8)))
+        ax.set_title(title, fontsize=10)
         ax.legend(fontsize=8, ncol=2)
-    ax.set_title("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of "
+    for ax in axes[0]:
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.suptitle("chapter 6: test (solid) and validation (dashed) accuracy per epoch, best run of "
                  "each row")
     return save(fig, path)
 
