@@ -63,6 +63,25 @@ def test_quick_run_writes_records_filters_and_figures(tmp_path, mnist_dir):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
+def test_curves_put_the_expanded_rows_in_a_panel_of_their_own(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(ch6_plots, "save", lambda fig, path: figures.append(fig) or path)
+    hist = {"validation_accuracy": [98.0, 99.0], "test_accuracy": [98.5, 99.1]}
+
+    def row(id_, expand):
+        return {"id": id_, "config": {"expand": expand},
+                "per_seed": [{"test_at_best_validation": 99.1, "history": hist}]}
+    vote = {"id": "6l", "config": {"expand": "shifts"},
+            "per_seed": [{"test_at_best_validation": 99.6, "history": {"member_seconds": []}}]}
+    ch6_plots.plot_curves([row("6f", "none"), row("6g", "shifts"), row("6k", "shifts"), vote],
+                          tmp_path / "curves.png")
+    plain, expanded = figures[0].axes
+    assert plain.get_title() == "training set as given" and len(plain.lines) == 2
+    assert expanded.get_title() == "expanded training set (shifts)" and len(expanded.lines) == 4
+    ch6_plots.plot_curves([vote], tmp_path / "curves.png")  # only a voted ensemble: no lines
+    assert len(figures[1].axes) == 1 and not figures[1].axes[0].lines
+
+
 def test_figure_titles_name_the_book_count_and_whose_filters():
     vote = {"seeds": [0, 1, 2, 3, 4], "test_at_best_validation": 99.61,
             "errors": [[i, 7, 1] for i in range(39)]}
