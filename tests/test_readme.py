@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.testing.compare import compare_images
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()
@@ -85,10 +86,12 @@ def test_every_quick_start_command_runs_as_written(mnist_dir, tmp_path):
     # make train
     assert json.loads((work / "results" / "train" / "ch1.json").read_text())[0]["id"] == "1a"
     assert (work / "results" / "REPORT.md").exists()
-    # redrawing unchanged results rewrites the same bytes: git stays clean after `figures` and
-    # `report`
+    # redrawing unchanged results redraws the same figures after `figures` and `report`: the
+    # same bytes on the machine that drew them; another CPU model may round a few antialiased
+    # pixels otherwise (one pixel of bench_members.png on the Xeon VM, RMS 0.002 of 255)
     changed = [p.name for p in (REPO_ROOT / "results").glob("*.png")
-               if p.read_bytes() != (work / "results" / p.name).read_bytes()]
+               if p.read_bytes() != (work / "results" / p.name).read_bytes()
+               and compare_images(str(p), str(work / "results" / p.name), tol=0.1) is not None]
     assert not changed, f"redrawn figures differ from the committed ones: {changed}"
     ch3 = {r["id"]: r for r in json.loads((tmp_path / "try" / "ch3.json").read_text())}
     assert set(ch3) >= {"3a", "3n", "3r", "S-sweep"} and all(r["quick"] for r in ch3.values())

@@ -100,7 +100,8 @@ def test_records_name_the_cpu_model(tmp_path):
                        "model name\t: Example CPU 9000\n")
     assert result_files.cpu_name(cpuinfo) == "Example CPU 9000"
     assert result_files.cpu_name(tmp_path / "missing") != ""
-    assert result_files.cpu_name() in result_files.environment()["machine"] == result_files.machine()
+    machine = result_files.machine()
+    assert result_files.cpu_name() in machine == result_files.environment()["machine"]
 
 
 def test_table_footers_say_where_their_own_records_ran():
