@@ -44,6 +44,8 @@ def golden() -> Path:
 def written_on(folder: Path) -> str:
     return (f"records of {folder.relative_to(GOLDEN.parent)}; on a CPU model without its own "
             "records, write them as tests/golden/README.md says")
+
+
 # (chapter, run id, --quick arguments); every id runs with its first seed only
 QUICK = {
     "ch1": ["--only", "1a,1b"],
